@@ -1,0 +1,19 @@
+# The two commands a new user needs: `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup test test-all demo clean
+
+setup:
+	bash tools/setup_env.sh
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# the default run plus the tests marked slow
+test-all: setup
+	$(PY) -m pytest -m "slow or not slow" $(PYTEST_ARGS)
+
+clean:
+	rm -rf work_dirs .pytest_cache

@@ -1,0 +1,15 @@
+"""coordatt_mm: Coordinate Attention (Hou, Zhou, Feng, CVPR 2021) for mmdet and mmseg.
+
+Importing this package (``custom_imports=dict(imports=['coordatt_mm'])``) registers its
+layers and backbones in mmengine's, mmdet's and mmseg's ``MODELS`` registries and lets
+torch >= 2.6 load the checkpoints mmengine's Runner writes.
+"""
+from coordatt_mm.compat import allow_mmengine_checkpoints
+
+allow_mmengine_checkpoints()
+
+from coordatt_mm.layers import CoordAtt  # noqa: E402
+from coordatt_mm.backbones import MobileNetV2CA  # noqa: E402
+
+__version__ = '0.1.0'
+__all__ = ['CoordAtt', 'MobileNetV2CA', '__version__']

@@ -1,0 +1,80 @@
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from coordatt_mm import CoordAtt
+
+
+def released_ca_train(x, m):
+    """Training-mode forward of the released block, on m's weights (batch-stat BN)."""
+    n, c, h, w = x.shape
+    y = torch.cat([x.mean(3, keepdim=True), x.mean(2, keepdim=True).permute(0, 1, 3, 2)], 2)
+    y = F.conv2d(y, m.conv_reduce.weight, m.conv_reduce.bias)
+    rm, rv = m.norm.running_mean.clone(), m.norm.running_var.clone()
+    y = F.batch_norm(y, rm, rv, m.norm.weight, m.norm.bias, True, m.norm.momentum, m.norm.eps)
+    y = y * F.relu6(y + 3) / 6
+    y_h, y_w = y.split([h, w], 2)
+    a_h = torch.sigmoid(F.conv2d(y_h, m.conv_h.weight, m.conv_h.bias))
+    a_w = torch.sigmoid(F.conv2d(y_w.permute(0, 1, 3, 2), m.conv_w.weight, m.conv_w.bias))
+    return x * a_w * a_h, rm, rv
+
+
+@pytest.mark.parametrize('c,mip', [(96, 8), (144, 8), (384, 12), (960, 30)])
+def test_bottleneck_width_and_params(c, mip):
+    m = CoordAtt(c)
+    assert m.mip == mip
+    # conv C->mip with bias, BN(mip), two convs mip->C with bias
+    assert sum(p.numel() for p in m.parameters()) == (c * mip + mip) + 2 * mip + 2 * (mip * c + c)
+
+
+@pytest.mark.parametrize('shape', [(2, 32, 7, 5), (3, 64, 1, 9), (2, 16, 6, 1), (2, 96, 20, 20)])
+def test_matches_released_forward_train_and_eval(shape):
+    torch.manual_seed(0)
+    m = CoordAtt(shape[1])
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_(0, 0.3)
+    x = torch.randn(shape)
+    m.train()
+    ref, rm, rv = released_ca_train(x, m)
+    out = m(x)
+    assert out.shape == x.shape
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    # BN statistics over the H+W positions together, as the released model
+    torch.testing.assert_close(m.norm.running_mean, rm)
+    torch.testing.assert_close(m.norm.running_var, rv)
+    m.eval()
+    mref = copy.deepcopy(m)
+    # eval reference: concat path with frozen BN
+    n, c, h, w = shape
+    y = torch.cat([x.mean(3, keepdim=True), x.mean(2, keepdim=True).transpose(2, 3)], 2)
+    y = mref.act(mref.norm(mref.conv_reduce(y)))
+    y_h, y_w = y.split([h, w], 2)
+    ref = x * mref.conv_w(y_w.transpose(2, 3)).sigmoid() * mref.conv_h(y_h).sigmoid()
+    torch.testing.assert_close(m(x), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_changes_output_and_gates_in_unit_interval():
+    m = CoordAtt(32).eval()
+    x = torch.rand(1, 32, 8, 8) + 0.1
+    out = m(x)
+    assert not torch.allclose(out, x)
+    ratio = out / x
+    assert ratio.min() > 0 and ratio.max() < 1  # product of two sigmoid gates
+
+
+def test_configurable_norm_and_activation():
+    m = CoordAtt(64, reduction=4, norm_cfg=dict(type='GN', num_groups=4), act_cfg=dict(type='ReLU'))
+    assert m.mip == 16
+    assert isinstance(m.norm, torch.nn.GroupNorm) and isinstance(m.act, torch.nn.ReLU)
+    assert m(torch.randn(2, 64, 5, 7)).shape == (2, 64, 5, 7)
+
+
+@pytest.mark.parametrize('scope', ['mmdet', 'mmseg'])
+def test_registered_in_both_codebases(scope):
+    import importlib
+    reg = importlib.import_module(f'{scope}.registry').MODELS
+    m = reg.build(dict(type='CoordAtt', channels=48, reduction=16))
+    assert isinstance(m, CoordAtt) and m.mip == 8
