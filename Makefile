@@ -15,5 +15,9 @@ test: setup
 test-all: setup
 	$(PY) -m pytest -m "slow or not slow" $(PYTEST_ARGS)
 
+# train, evaluate and run the tiny CA detector and segmentor on CPU (work_dirs/demo/)
+demo: setup
+	$(PY) tools/demo.py
+
 clean:
 	rm -rf work_dirs .pytest_cache

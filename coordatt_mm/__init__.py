@@ -10,6 +10,7 @@ allow_mmengine_checkpoints()
 
 from coordatt_mm.layers import CoordAtt  # noqa: E402
 from coordatt_mm.backbones import MobileNetV2CA  # noqa: E402
+from coordatt_mm.heads import DeepLabV3Head, PatchedSSDHead  # noqa: E402
 
 __version__ = '0.1.0'
-__all__ = ['CoordAtt', 'MobileNetV2CA', '__version__']
+__all__ = ['CoordAtt', 'DeepLabV3Head', 'MobileNetV2CA', 'PatchedSSDHead', '__version__']

@@ -11,9 +11,9 @@ from mmengine.registry import MODELS as ROOT_MODELS
 _SCOPES = ('mmdet', 'mmseg')
 
 
-def _registries():
-    regs = [ROOT_MODELS]
-    for scope in _SCOPES:
+def _registries(scopes):
+    regs = [ROOT_MODELS] if scopes == _SCOPES else []
+    for scope in scopes:
         try:
             regs.append(importlib.import_module(f'{scope}.registry').MODELS)
         except ImportError:  # a codebase that is not installed cannot use us anyway
@@ -21,11 +21,12 @@ def _registries():
     return regs
 
 
-def register_model(name=None):
-    """Class decorator: register into the root and every installed codebase registry."""
+def register_model(name=None, scopes=_SCOPES):
+    """Class decorator: register into every installed codebase registry (and the root one
+    when the module serves all of them)."""
 
     def wrap(cls):
-        for reg in _registries():
+        for reg in _registries(tuple(scopes)):
             reg.register_module(name=name, module=cls, force=True)
         return cls
 

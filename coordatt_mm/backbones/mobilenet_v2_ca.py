@@ -18,11 +18,19 @@ from coordatt_mm.utils import make_divisible
 DEFAULT_ATTENTION = dict(type='CoordAtt', reduction=32)
 
 
-def build_attention(cfg: Optional[dict], channels: int) -> Optional[nn.Module]:
-    """Build the attention layer named by ``cfg`` for ``channels`` channels (None: none)."""
+def build_attention(cfg: Optional[dict], channels: int,
+                    norm_cfg: Optional[dict] = None) -> Optional[nn.Module]:
+    """Build the attention layer named by ``cfg`` for ``channels`` channels (None: none).
+
+    The attention's norm follows the backbone's ``norm_cfg`` (e.g. SyncBN) unless ``cfg``
+    sets its own.
+    """
     if cfg is None:
         return None
-    return ROOT_MODELS.build(dict(cfg, channels=channels))
+    cfg = dict(cfg, channels=channels)
+    if norm_cfg is not None:
+        cfg.setdefault('norm_cfg', norm_cfg)
+    return ROOT_MODELS.build(cfg)
 
 
 class InvertedResidualCA(BaseModule):
@@ -56,7 +64,9 @@ class InvertedResidualCA(BaseModule):
         self.depthwise = ConvModule(
             hidden, hidden, 3, stride=stride, padding=dilation, dilation=dilation,
             groups=hidden, act_cfg=act_cfg, **common)
-        self.attention = build_attention(attention, hidden) if expand_ratio != 1 else None
+        self.attention = None
+        if expand_ratio != 1:
+            self.attention = build_attention(attention, hidden, norm_cfg)
         self.project = ConvModule(hidden, out_channels, 1, act_cfg=None, **common)
 
     def _body(self, x: torch.Tensor) -> torch.Tensor:

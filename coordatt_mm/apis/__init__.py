@@ -1,0 +1,1 @@
+"""Inference helpers: robust image reading and folder inference."""

@@ -1,0 +1,27 @@
+import json
+import sys
+
+import pytest
+
+from e2e_utils import DET_EPOCHS, REPO, SEG_ITERS, run
+
+
+@pytest.fixture(scope='session')
+def tiny_data(tmp_path_factory):
+    """All tiny datasets, made once per session by the same code as tools/make_tiny_data.py."""
+    from coordatt_mm.datasets import make_all
+    root = tmp_path_factory.mktemp('data')
+    make_all(str(root))
+    return root
+
+
+@pytest.fixture(scope='session')
+def demo(tmp_path_factory):
+    """One run of the demo pipeline (tools/demo.py) with the shortened schedule; its trained
+    models serve the end-to-end and inference tests."""
+    wd = tmp_path_factory.mktemp('demo')
+    out = run([sys.executable, REPO / 'tools/demo.py', '--work-dir', wd,
+               '--det-epochs', DET_EPOCHS, '--seg-iters', SEG_ITERS], cwd=REPO, timeout=1500)
+    summary = json.loads((wd / 'summary.json').read_text())
+    summary['stdout'], summary['wd'] = out, wd
+    return summary

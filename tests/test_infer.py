@@ -1,0 +1,172 @@
+"""Folder inference on hostile input, with the models the demo run trained."""
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from coordatt_mm.apis.images import list_inputs, read_image
+from coordatt_mm.apis.infer import output_stems
+from e2e_utils import BIN, REPO, env
+
+BAD = {'cut.jpg': 'unreadable', 'empty.jpg': 'empty file', 'notes.png': 'not an image'}
+# a 'car' (the tiny data's blue, wide rectangle) at a known place of a 8000x6000 photo
+BIG_BOX = (3000, 2000, 5400, 3500)
+
+
+def _noise(w, h, seed=0):
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(np.clip(130 + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8))
+
+
+def make_hostile_folder(root: Path) -> dict:
+    """Every kind of awkward input; returns {relative path: expected displayed (w, h)}."""
+    good = {}
+
+    def save(rel, img, size=None, **kw):
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        img.save(p, **kw)
+        good[rel] = size or img.size
+
+    base = _noise(320, 240)
+    ImageDraw.Draw(base).rectangle([100, 80, 200, 135], fill=(40, 70, 220))
+    save('plain.jpg', base)
+    save('grey.png', base.convert('L'))
+    save('rgba.png', base.convert('RGBA'))
+    sixteen = Image.fromarray((np.asarray(base.convert('L'), np.uint16) * 257))
+    assert sixteen.mode.startswith('I;16')
+    save('deep16.png', sixteen)
+    save('cmyk.jpg', base.convert('CMYK'))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
+    save('rotated.jpg', base, size=(240, 320), exif=exif.tobytes())
+    save('tiny.png', Image.new('RGB', (1, 1), (10, 200, 10)))
+    big = _noise(8000, 6000, seed=1)
+    ImageDraw.Draw(big).rectangle(BIG_BOX, fill=(40, 70, 220))
+    save('big/large photo.jpg', big, quality=85)
+    save('nested/deeper/ümlaut café.JPG', base)
+    save('same/a.jpg', base)
+    save('same/a.png', base)
+    # bad files
+    data = io.BytesIO()
+    base.save(data, format='JPEG')
+    (root / 'cut.jpg').write_bytes(data.getvalue()[: len(data.getvalue()) // 3])
+    (root / 'empty.jpg').write_bytes(b'')
+    (root / 'notes.png').write_text('not a picture at all')
+    (root / 'readme.txt').write_text('ignored: not an image extension')
+    return good
+
+
+@pytest.fixture(scope='module')
+def hostile(tmp_path_factory):
+    root = tmp_path_factory.mktemp('hostile')
+    return root, make_hostile_folder(root)
+
+
+def test_listing_is_sorted_recursive_and_case_insensitive(hostile):
+    root, good = hostile
+    base, paths = list_inputs(str(root))
+    rel = [str(Path(p).relative_to(root)) for p in paths]
+    assert rel == sorted(rel) and set(rel) == set(good) | set(BAD)
+    stems = output_stems(base, paths)
+    assert len(set(stems.values())) == len(paths)  # one-to-one
+    assert stems[str(root / 'same/a.jpg')] == 'same/a_jpg'
+    assert stems[str(root / 'nested/deeper/ümlaut café.JPG')] == 'nested/deeper/ümlaut café'
+    # a glob and a single file
+    _, jpgs = list_inputs(str(root / '**' / '*.jpg'))
+    assert all(p.lower().endswith('.jpg') for p in jpgs) and len(jpgs) >= 4
+    assert list_inputs(str(root / 'plain.jpg'))[1] == [str(root / 'plain.jpg')]
+
+
+def test_reading_awkward_images(hostile):
+    root, good = hostile
+    for rel, (w, h) in good.items():
+        if rel.startswith('big'):
+            continue
+        arr = read_image(str(root / rel))
+        assert arr.shape == (h, w, 3) and arr.dtype == np.uint8, rel
+    deep = read_image(str(root / 'deep16.png'))
+    assert abs(int(deep.mean()) - int(read_image(str(root / 'grey.png')).mean())) <= 1
+
+
+def infer(cfg, ckpt, inp, out, *extra):
+    return subprocess.run([str(BIN / 'coordatt-infer'), cfg, ckpt, str(inp), '--out-dir', str(out),
+                           *extra], cwd=REPO, env=env(), capture_output=True, text=True, timeout=900)
+
+
+def _iou(a, b):
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_detection_on_hostile_folder(demo, hostile, tmp_path):
+    root, good = hostile
+    det = demo['det']
+    r = infer(det['config'], det['checkpoint'], root, tmp_path, '--quiet', '--batch-size', '2')
+    assert r.returncode == 1, r.stderr[-2000:]
+    err_lines = [line for line in r.stderr.splitlines() if line.startswith('error:')]
+    assert len(err_lines) == len(BAD)
+    for name, why in BAD.items():
+        assert any(str(root / name) in line and why in line for line in err_lines), name
+    summary = json.loads((tmp_path / 'summary.json').read_text())
+    assert summary['task'] == 'det' and summary['images_done'] == len(good)
+    assert {Path(f['path']).name for f in summary['images_failed']} == set(BAD)
+    for rel, (w, h) in good.items():
+        stem = str(tmp_path / summary['outputs'][str(root / rel)])
+        rec = json.loads(Path(stem + '.json').read_text())
+        assert (rec['width'], rec['height']) == (w, h), rel
+        assert Image.open(stem + '.jpg').size == (w, h)
+    big = json.loads((tmp_path / 'big' / 'large photo.json').read_text())
+    cars = [b for b, c in zip(big['boxes'], big['classes']) if c == 'car']
+    assert cars and max(_iou(b, BIG_BOX) for b in cars) > 0.5, big
+    assert 'car' in summary['classes_seen'] and summary['seconds_per_image'] > 0
+    # second run: existing outputs are kept, the bad files fail again
+    before = (tmp_path / 'plain.json').stat().st_mtime_ns
+    r2 = infer(det['config'], det['checkpoint'], root, tmp_path, '--quiet')
+    assert r2.returncode == 1
+    assert (tmp_path / 'plain.json').stat().st_mtime_ns == before
+    s2 = json.loads((tmp_path / 'summary.json').read_text())
+    assert s2['images_kept'] == len(good) and s2['images_done'] == 0
+    assert list(tmp_path.glob('summary_*.json'))  # the first run's report is kept too
+    r3 = infer(det['config'], det['checkpoint'], root / 'plain.jpg', tmp_path, '--quiet', '--overwrite')
+    assert r3.returncode == 0 and (tmp_path / 'plain.json').stat().st_mtime_ns != before
+
+
+def test_segmentation_on_hostile_folder(demo, hostile, tmp_path):
+    root, good = hostile
+    seg = demo['seg']
+    r = infer(seg['config'], seg['checkpoint'], root, tmp_path, '--quiet')
+    assert r.returncode == 1, r.stderr[-2000:]
+    summary = json.loads((tmp_path / 'summary.json').read_text())
+    assert summary['task'] == 'seg' and summary['images_done'] == len(good)
+    for rel, (w, h) in good.items():
+        stem = str(tmp_path / summary['outputs'][str(root / rel)])
+        mask = Image.open(stem + '.png')
+        assert mask.mode == 'P' and mask.size == (w, h), rel
+        assert Image.open(stem + '_overlay.jpg').size == (w, h)
+    mask = np.asarray(Image.open(tmp_path / 'big' / 'large photo.png'))
+    x1, y1, x2, y2 = BIG_BOX
+    inside = mask[y1 + 100:y2 - 100, x1 + 100:x2 - 100]
+    car = 7  # VOC label id of 'car'
+    assert (inside == car).mean() > 0.5
+    assert (mask[:1500, :1500] == car).mean() < 0.1
+
+
+def test_exit_status_when_nothing_readable(demo, tmp_path):
+    det = demo['det']
+    bad = tmp_path / 'bad'
+    bad.mkdir()
+    (bad / 'x.jpg').write_bytes(b'')
+    r = infer(det['config'], det['checkpoint'], bad, tmp_path / 'o1', '--quiet')
+    assert r.returncode == 2 and 'empty file' in r.stderr
+    (tmp_path / 'void').mkdir()
+    r = infer(det['config'], det['checkpoint'], tmp_path / 'void', tmp_path / 'o2', '--quiet')
+    assert r.returncode == 2 and 'no image found' in r.stderr
+    r = infer(det['config'], str(tmp_path / 'missing.pth'), bad, tmp_path / 'o3')
+    assert r.returncode == 2 and 'missing.pth: checkpoint not found' in r.stderr

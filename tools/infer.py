@@ -1,0 +1,8 @@
+#!/usr/bin/env python
+"""Folder inference; the same as the installed ``coordatt-infer`` command (see --help)."""
+import sys
+
+from coordatt_mm.apis.infer import main
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,78 @@
+#!/usr/bin/env python
+"""Regenerate the README's results table from files: the paper's numbers
+(coordatt_mm/data/paper_results.json), parameter counts of the models our configs build, and
+measured metrics where a results file exists (results/<config name>.json, as written by
+tools/test.py's test_metrics.json).
+
+    python tools/update_readme.py           # rewrite the table in README.md
+    python tools/update_readme.py --check   # exit 1 if README.md is out of date
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+
+from coordatt_mm.analysis import build_model_offline, count_params, load_paper_results
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+BEGIN, END = '<!-- results-table:begin -->', '<!-- results-table:end -->'
+METRIC_KEYS = {'det': ('coco/bbox_mAP', 'pascal_voc/mAP'), 'seg': ('mIoU',)}
+
+
+def measured(row) -> str:
+    name = osp.splitext(osp.basename(row['config']))[0]
+    path = osp.join(REPO, 'results', name + '.json')
+    if not osp.exists(path):
+        return 'not trained here'
+    with open(path) as f:
+        metrics = json.load(f)['metrics']
+    for k in METRIC_KEYS[row['task']]:
+        if k in metrics:
+            v = metrics[k]
+            return f'{100 * v:.1f}' if v <= 1 else f'{v:.2f}'
+    return 'n/a'
+
+
+def table() -> str:
+    lines = ['| task | dataset | model | metric | paper | ours | params paper | params ours | config | command |',
+             '|---|---|---|---|---|---|---|---|---|---|']
+    for row in load_paper_results()['rows']:
+        _, model = build_model_offline(osp.join(REPO, row['config']))
+        n = count_params(model)
+        paper = row['paper'] if row['paper'] is not None else row.get('reference', '–')
+        pp = f"{row['paper_params_m']}M" if row['paper_params_m'] else '–'
+        scope = 'mmdet' if row['task'] == 'det' else 'mmseg'
+        name = osp.basename(row['config'])
+        lines.append(f"| {row['task']} | {row['dataset']} | {row['model']} | {row['metric']} | "
+                     f"{paper} | {measured(row)} | {pp} | {n / 1e6:.2f}M ({n:,}) | "
+                     f"[{name}]({row['config']}) | `mim train {scope} {row['config']}` |")
+    return '\n'.join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description='regenerate the README results table')
+    ap.add_argument('--check', action='store_true', help='only check that README is current')
+    args = ap.parse_args(argv)
+    readme = osp.join(REPO, 'README.md')
+    text = open(readme, encoding='utf-8').read()
+    if BEGIN not in text or END not in text:
+        print(f'{readme}: markers {BEGIN} / {END} not found', file=sys.stderr)
+        return 2
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    new = f'{head}{BEGIN}\n{table()}\n{END}{tail}'
+    if args.check:
+        if new != text:
+            print('README.md results table is out of date: run python tools/update_readme.py',
+                  file=sys.stderr)
+            return 1
+        print('README.md results table is up to date')
+        return 0
+    with open(readme, 'w', encoding='utf-8') as f:
+        f.write(new)
+    print('README.md results table updated')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
