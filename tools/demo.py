@@ -27,7 +27,7 @@ DET_CFG = 'configs/demo/ssdlite_mobilenetv2-ca_1xb8-30e_tiny-coco.py'
 SEG_CFG = 'configs/demo/deeplabv3_mobilenetv2-ca-d8_1xb8-300i_tiny-voc12aug.py'
 # What "visibly useful" means for the full demo schedule (asserted by tests/test_demo.py on a
 # shortened one with its own, lower thresholds).
-THRESHOLDS = {'coco/bbox_mAP': 0.10, 'mIoU': 50.0}
+THRESHOLDS = {'coco/bbox_mAP': 0.15, 'mIoU': 70.0}
 
 
 def sh(args, log):
@@ -84,8 +84,9 @@ def main(argv=None):
     ap.add_argument('--work-dir', default=osp.join(REPO, 'work_dirs', 'demo'))
     ap.add_argument('--det-epochs', type=int, default=30)
     ap.add_argument('--seg-iters', type=int, default=300)
-    ap.add_argument('--pictures', default=None,
-                    help='also copy one output picture per task into this folder')
+    ap.add_argument('--publish', default=None,
+                    help='also copy one output picture per task and the summary into this '
+                         'folder (docs/ holds the ones the README shows)')
     args = ap.parse_args(argv)
     wd = osp.abspath(args.work_dir)
     if osp.exists(wd):
@@ -118,15 +119,16 @@ def main(argv=None):
             'data/tiny/holdout/' + task, '--out-dir', out, '--quiet'], log)
         run['infer_out'] = out
         run['infer_summary'] = json.load(open(osp.join(out, 'summary.json')))
-    if args.pictures:
-        os.makedirs(args.pictures, exist_ok=True)
-        shutil.copy(osp.join(det['infer_out'], 'det_00.jpg'), osp.join(args.pictures, 'demo_det.jpg'))
-        shutil.copy(osp.join(seg['infer_out'], 'seg_00_overlay.jpg'),
-                    osp.join(args.pictures, 'demo_seg.jpg'))
-
-    summary = dict(det=det, seg=seg, thresholds=THRESHOLDS, seconds=round(time.time() - t0, 1))
+    summary = dict(det=det, seg=seg, thresholds=THRESHOLDS, seconds=round(time.time() - t0, 1),
+                   schedule=dict(det_epochs=args.det_epochs, seg_iters=args.seg_iters))
     with open(osp.join(wd, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=2)
+    if args.publish:
+        os.makedirs(args.publish, exist_ok=True)
+        shutil.copy(osp.join(det['infer_out'], 'det_00.jpg'), osp.join(args.publish, 'demo_det.jpg'))
+        shutil.copy(osp.join(seg['infer_out'], 'seg_00_overlay.jpg'),
+                    osp.join(args.publish, 'demo_seg.jpg'))
+        shutil.copy(osp.join(wd, 'summary.json'), osp.join(args.publish, 'demo_summary.json'))
     rows = [('task', 'metric', 'untrained', 'trained', 'train s', 'images inferred', 'outputs')]
     for name, r in (('detection', det), ('segmentation', seg)):
         s = r['infer_summary']

@@ -1,8 +1,9 @@
 #!/usr/bin/env python
-"""Regenerate the README's results table from files: the paper's numbers
-(coordatt_mm/data/paper_results.json), parameter counts of the models our configs build, and
-measured metrics where a results file exists (results/<config name>.json, as written by
-tools/test.py's test_metrics.json).
+"""Regenerate the README's tables from files: the results table (the paper's numbers from
+coordatt_mm/data/paper_results.json, parameter counts of the models our configs build, and
+measured metrics where a results file exists: results/<config name>.json, as written by
+tools/test.py's test_metrics.json) and the demo table (docs/demo_summary.json, written by
+tools/demo.py --publish docs).
 
     python tools/update_readme.py           # rewrite the table in README.md
     python tools/update_readme.py --check   # exit 1 if README.md is out of date
@@ -16,6 +17,8 @@ from coordatt_mm.analysis import build_model_offline, count_params, load_paper_r
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 BEGIN, END = '<!-- results-table:begin -->', '<!-- results-table:end -->'
+DEMO_BEGIN, DEMO_END = '<!-- demo-table:begin -->', '<!-- demo-table:end -->'
+DEMO_SUMMARY = osp.join(REPO, 'docs', 'demo_summary.json')
 METRIC_KEYS = {'det': ('coco/bbox_mAP', 'pascal_voc/mAP'), 'seg': ('mIoU',)}
 
 
@@ -49,18 +52,39 @@ def table() -> str:
     return '\n'.join(lines)
 
 
+def demo_table() -> str:
+    """The last published demo run (tools/demo.py --publish docs/)."""
+    if not osp.exists(DEMO_SUMMARY):
+        return '_no published demo run yet: `python tools/demo.py --publish docs`_'
+    with open(DEMO_SUMMARY) as f:
+        s = json.load(f)
+    lines = ['| task | config | metric | untrained | trained | threshold | train time (s) |',
+             '|---|---|---|---|---|---|---|']
+    for task in ('det', 'seg'):
+        r = s[task]
+        lines.append(f"| {task} | `{r['config']}` | {r['metric']} | {r['untrained']:.3f} | "
+                     f"{r['trained']:.3f} | ≥ {s['thresholds'][r['metric']]} | {r['train_seconds']:.0f} |")
+    lines.append(f"\nSchedule: {s['schedule']['det_epochs']} epochs (detection), "
+                 f"{s['schedule']['seg_iters']} iterations (segmentation); whole demo "
+                 f"{s['seconds']:.0f} s.")
+    return '\n'.join(lines)
+
+
+def _replace(text: str, begin: str, end: str, body: str) -> str:
+    if begin not in text or end not in text:
+        raise SystemExit(f'README.md: markers {begin} / {end} not found')
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f'{head}{begin}\n{body}\n{end}{tail}'
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description='regenerate the README results table')
     ap.add_argument('--check', action='store_true', help='only check that README is current')
     args = ap.parse_args(argv)
     readme = osp.join(REPO, 'README.md')
     text = open(readme, encoding='utf-8').read()
-    if BEGIN not in text or END not in text:
-        print(f'{readme}: markers {BEGIN} / {END} not found', file=sys.stderr)
-        return 2
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    new = f'{head}{BEGIN}\n{table()}\n{END}{tail}'
+    new = _replace(_replace(text, BEGIN, END, table()), DEMO_BEGIN, DEMO_END, demo_table())
     if args.check:
         if new != text:
             print('README.md results table is out of date: run python tools/update_readme.py',
