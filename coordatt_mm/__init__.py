@@ -8,9 +8,11 @@ from coordatt_mm.compat import allow_mmengine_checkpoints
 
 allow_mmengine_checkpoints()
 
-from coordatt_mm.layers import CoordAtt  # noqa: E402
-from coordatt_mm.backbones import MobileNetV2CA  # noqa: E402
+from coordatt_mm.layers import CBAM, CoordAtt, SqueezeExcitation  # noqa: E402
+from coordatt_mm.backbones import MobileNetV2CA, MobileNeXtCA  # noqa: E402
 from coordatt_mm.heads import DeepLabV3Head, PatchedSSDHead  # noqa: E402
+from coordatt_mm.hooks import DatasetCheckHook  # noqa: E402
 
 __version__ = '0.1.0'
-__all__ = ['CoordAtt', 'DeepLabV3Head', 'MobileNetV2CA', 'PatchedSSDHead', '__version__']
+__all__ = ['CBAM', 'CoordAtt', 'DatasetCheckHook', 'SqueezeExcitation', 'DeepLabV3Head', 'MobileNetV2CA', 'MobileNeXtCA', 'PatchedSSDHead',
+           '__version__']

@@ -17,9 +17,10 @@ Every backbone tensor must be filled with the right shape; otherwise a
 Only classifier weights (and the 1280 conv, when the backbone has none) are ignored, and
 what was ignored is logged.
 """
+import logging
 import re
 from collections import OrderedDict
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -66,7 +67,7 @@ def detect_layout(state: Dict[str, torch.Tensor]) -> str:
         return 'mmcls'
     if any(re.match(r'layer\d+\.\d+\.depthwise_conv\.', k) for k in keys):
         return 'mmdet'
-    if any(re.match(r'layer\d+\.\d+\.(depthwise|project)\.', k) for k in keys):
+    if any(re.match(r'layer\d+\.\d+\.(depthwise|project|reduce|dw1|dw2)\.', k) for k in keys):
         return 'ours'
     return 'unknown'
 
@@ -76,8 +77,8 @@ def _conv_module(path: str, cm: nn.Module) -> List[Tuple[str, str]]:
     return [f'{path}.conv', f'{path}.{cm.norm_name}']
 
 
-def _module_map(model: nn.Module, layout: str) -> Dict[str, str]:
-    """Our module path -> the checkpoint's module path, for every parameterised module."""
+def mobilenet_v2_module_map(model: nn.Module, layout: str) -> Dict[str, str]:
+    """MobileNetV2CA: our module path -> the checkpoint's module path (released, mmcls, mmdet)."""
     if layout == 'ours':
         return {}
     released = layout == 'released'
@@ -110,12 +111,14 @@ def _module_map(model: nn.Module, layout: str) -> Dict[str, str]:
 
 
 def convert_state_dict(state: Dict[str, torch.Tensor], model: nn.Module, filename: str = '<state_dict>',
-                       layout: Optional[str] = None) -> Tuple[Dict[str, torch.Tensor], List[str]]:
+                       layout: Optional[str] = None, allow_missing: Sequence[str] = ()
+                       ) -> Tuple[Dict[str, torch.Tensor], List[str]]:
     """Map a backbone checkpoint onto ``model``'s keys; return (state_dict, ignored keys).
 
     Raises :class:`CheckpointMismatchError` unless every tensor of ``model`` is found with the
     right shape (``num_batches_tracked`` may be absent) and nothing but classifier weights is
-    left over.
+    left over. Tensors of submodules named in ``allow_missing`` (e.g. ``'attention'``, to start
+    SE/CA layers fresh on plain ImageNet weights) may be absent; they keep their init.
     """
     layout = layout or detect_layout(state)
     desc = (f'{type(model).__name__}(widen_factor={getattr(model, "widen_factor", "?")}, '
@@ -124,13 +127,15 @@ def convert_state_dict(state: Dict[str, torch.Tensor], model: nn.Module, filenam
         raise CheckpointMismatchError(
             f'{filename}: not a MobileNetV2 checkpoint in a known layout (first keys: '
             f'{", ".join(list(state)[:3])})')
-    mod_map = _module_map(model, layout)
-    out, problems, used = OrderedDict(), [], set()
+    mod_map = model.checkpoint_module_map(layout)
+    out, problems, used, fresh = OrderedDict(), [], set(), []
     for key, param in model.state_dict().items():
         path, leaf = key.rsplit('.', 1)
         src = f'{mod_map.get(path, path)}.{leaf}'
         if src not in state:
-            if leaf != 'num_batches_tracked':
+            if any(f'.{name}.' in f'.{key}' for name in allow_missing):
+                fresh.append(key)
+            elif leaf != 'num_batches_tracked':
                 problems.append(f'missing {src} (for {key}, {tuple(param.shape)})')
             continue
         used.add(src)
@@ -139,7 +144,7 @@ def convert_state_dict(state: Dict[str, torch.Tensor], model: nn.Module, filenam
                             f'{tuple(param.shape)}')
             continue
         out[key] = state[src]
-    ignorable = re.compile(r'^(conv\.[01]|conv2)\.') if model.conv2 is None else None
+    ignorable = re.compile(r'^(conv\.[01]|conv2)\.') if getattr(model, 'conv2', 0) is None else None
     ignored = []
     for k in state:
         if k in used:
@@ -153,14 +158,19 @@ def convert_state_dict(state: Dict[str, torch.Tensor], model: nn.Module, filenam
         raise CheckpointMismatchError(
             f'{filename} ({layout} layout) does not fit {desc}: '
             + '; '.join(problems[:3]) + more)
+    if fresh:
+        print_log(f'{filename}: {len(fresh)} tensors of {sorted(allow_missing)} are not in the '
+                  f'checkpoint and keep their initialisation (allow_missing)',
+                  logger='current', level=logging.WARNING)
     return out, ignored
 
 
-def load_backbone_checkpoint(model: nn.Module, filename: str,
-                             prefix: Optional[str] = None) -> List[str]:
-    """Load ``filename`` (path, URL or ``mmcls://``) into ``model``, all or nothing."""
+def load_backbone_checkpoint(model: nn.Module, filename: str, prefix: Optional[str] = None,
+                             allow_missing: Sequence[str] = ()) -> List[str]:
+    """Load ``filename`` (path, URL or ``mmcls://``) into ``model``, all or nothing
+    (except the submodules named in ``allow_missing``)."""
     state = read_backbone_state(filename, prefix)
-    converted, ignored = convert_state_dict(state, model, filename)
+    converted, ignored = convert_state_dict(state, model, filename, allow_missing=allow_missing)
     model.load_state_dict(converted, strict=False)  # strictness checked above
     print_log(f'{type(model).__name__}: loaded {len(converted)} tensors from {filename} '
               f'({detect_layout(state)} layout); ignored {len(ignored)} non-backbone keys'
@@ -171,34 +181,45 @@ def load_backbone_checkpoint(model: nn.Module, filename: str,
 CANDIDATE_WIDTHS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4, 1.5, 2.0)
 
 
-def read_backbone_state(filename: str, prefix: Optional[str] = None) -> Dict[str, torch.Tensor]:
+def read_backbone_state(filename: str, prefix: Optional[str] = None,
+                        trust_pickle: bool = False) -> Dict[str, torch.Tensor]:
     """The backbone tensors of a checkpoint file, wrappers and prefixes removed."""
-    return _select(_unwrap(load_checkpoint_file(filename), filename), prefix)
+    return _select(_unwrap(load_checkpoint_file(filename, trust_pickle=trust_pickle), filename),
+                   prefix)
 
 
-def convert_to_ours(filename: str, widen_factor: Optional[float] = None):
+def guess_arch(state: Dict[str, torch.Tensor]) -> str:
+    """'mobilenext' for the authors' 20-block MobileNeXt layout, else 'mobilenetv2'."""
+    blocks = {int(k.split('.')[1]) for k in state if re.match(r'features\.\d+\.', k)}
+    return 'mobilenext' if max(blocks, default=0) == 20 else 'mobilenetv2'
+
+
+def convert_to_ours(filename: str, widen_factor: Optional[float] = None,
+                    trust_pickle: bool = False):
     """Convert a released/mmcls file to our naming; the width is found when not given.
 
     Returns (state_dict, meta) where meta records the source, layout and model settings.
     """
-    from coordatt_mm.backbones import MobileNetV2CA
-    state = read_backbone_state(filename)
+    from coordatt_mm.backbones import MobileNetV2CA, MobileNeXtCA
+    state = read_backbone_state(filename, trust_pickle=trust_pickle)
     layout = detect_layout(state)
+    arch = guess_arch(state)
     with_att = any('.6.conv1.' in k or '.attention.' in k for k in state)
     attention = dict(type='CoordAtt', reduction=32) if with_att else None
     widths = [widen_factor] if widen_factor else CANDIDATE_WIDTHS
     error = None
+    cls = MobileNeXtCA if arch == 'mobilenext' else MobileNetV2CA
     for w in widths:
-        model = MobileNetV2CA(widen_factor=w, attention=attention)
+        model = cls(widen_factor=w, attention=attention)
         try:
             converted, ignored = convert_state_dict(state, model, filename, layout)
         except CheckpointMismatchError as e:
             error = e
             continue
-        meta = dict(source=str(filename), layout=layout, widen_factor=w,
+        meta = dict(source=str(filename), arch=cls.__name__, layout=layout, widen_factor=w,
                     attention=attention, ignored=ignored)
         return converted, meta
     if widen_factor:
         raise error
-    raise CheckpointMismatchError(f'{filename}: fits MobileNetV2CA at none of the widths '
+    raise CheckpointMismatchError(f'{filename}: fits {cls.__name__} at none of the widths '
                                   f'{CANDIDATE_WIDTHS}; last error: {error}')

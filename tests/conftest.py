@@ -1,5 +1,7 @@
 import json
+import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +20,15 @@ def tiny_data(tmp_path_factory):
 @pytest.fixture(scope='session')
 def demo(tmp_path_factory):
     """One run of the demo pipeline (tools/demo.py) with the shortened schedule; its trained
-    models serve the end-to-end and inference tests."""
+    models serve the end-to-end and inference tests. (Developers iterating on those tests may
+    point COORDATT_REUSE_DEMO at the work dir of an earlier such run.)"""
+    reuse = os.environ.get('COORDATT_REUSE_DEMO')
+    if reuse and (Path(reuse) / 'summary.json').exists():
+        text = (Path(reuse) / 'summary.json').read_text()
+        old = str(Path(json.loads(text)['det']['checkpoint']).parent.parent)
+        summary = json.loads(text.replace(old, str(Path(reuse).resolve())))
+        summary['stdout'], summary['wd'] = (Path(reuse) / 'demo.log').read_text(), Path(reuse)
+        return summary
     wd = tmp_path_factory.mktemp('demo')
     out = run([sys.executable, REPO / 'tools/demo.py', '--work-dir', wd,
                '--det-epochs', DET_EPOCHS, '--seg-iters', SEG_ITERS], cwd=REPO, timeout=1500)

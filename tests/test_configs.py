@@ -71,8 +71,8 @@ def test_detection_config_trains_and_predicts(path):
     assert cfg.default_scope == 'mmdet'
     n_cls = cfg.model.bbox_head.num_classes
     assert n_cls == (20 if 'voc' in path.name else 80)
-    assert ('attention' in cfg.model.backbone and cfg.model.backbone.attention is None) \
-        == ('mobilenetv2_' in path.name)
+    plain = '_mobilenetv2_' in path.name or '_mobilenext_' in path.name
+    assert (cfg.model.backbone.get('attention', 'default') is None) == plain
     train_step(model, det_batch(n_cls))
     model.eval()
     with torch.no_grad():

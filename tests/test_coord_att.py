@@ -78,3 +78,42 @@ def test_registered_in_both_codebases(scope):
     reg = importlib.import_module(f'{scope}.registry').MODELS
     m = reg.build(dict(type='CoordAtt', channels=48, reduction=16))
     assert isinstance(m, CoordAtt) and m.mip == 8
+
+
+@pytest.mark.parametrize('shape', [(1, 96, 40, 40), (2, 144, 7, 13), (1, 32, 1, 17), (3, 64, 9, 1),
+                                   (1, 960, 10, 10), (1, 8, 1, 1)])
+def test_fast_eval_form_equals_training_form(shape):
+    torch.manual_seed(1)
+    m = CoordAtt(shape[1])
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_(0, 0.5)
+        m.norm.running_mean.normal_(0, 0.5)
+        m.norm.running_var.uniform_(0.2, 2.0)
+    x = torch.randn(shape)
+    m.eval()
+    slow = m(x)  # grad enabled: the concat form
+    with torch.no_grad():
+        fast = m(x)
+        assert m._fold_cache is not None  # the folded path really ran
+    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+    # the folded weights follow parameter updates
+    with torch.no_grad():
+        m.norm.running_var.mul_(3.0)
+        m.conv_reduce.weight.add_(0.1)
+    slow = m(x)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), slow, atol=1e-5, rtol=1e-5)
+
+
+def test_groupnorm_keeps_the_mixing_form_in_eval():
+    # GN normalises over positions too, so H and W must be encoded together even in eval
+    torch.manual_seed(2)
+    m = CoordAtt(32, norm_cfg=dict(type='GN', num_groups=4)).eval()
+    x = torch.randn(2, 32, 6, 9)
+    y = torch.cat([x.mean(3, keepdim=True), x.mean(2, keepdim=True).transpose(2, 3)], 2)
+    y = m.act(m.norm(m.conv_reduce(y)))
+    y_h, y_w = y.split([6, 9], 2)
+    ref = x * m.conv_w(y_w.transpose(2, 3)).sigmoid() * m.conv_h(y_h).sigmoid()
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), ref)

@@ -57,7 +57,7 @@ def test_mim_train_resume_continues_from_last_checkpoint(demo, tmp_path, task, s
     last = (wd / 'last_checkpoint').read_text().strip().rsplit('/', 1)[1]
     (wd / 'last_checkpoint').write_text(str(wd / last))
     cfg = demo['det' if task == 'ssdlite' else 'seg']['config']
-    out = run([BIN / 'mim', 'train', scope, cfg, '--work-dir', wd, '--resume', '--cfg-options', *extra],
+    out = run([BIN / 'mim', 'train', scope, REPO / cfg, '--work-dir', wd, '--resume', '--cfg-options', *extra],
               cwd=tmp_path)
     unit = 'epoch' if task == 'ssdlite' else 'iter'
     done = DET_EPOCHS if task == 'ssdlite' else SEG_ITERS

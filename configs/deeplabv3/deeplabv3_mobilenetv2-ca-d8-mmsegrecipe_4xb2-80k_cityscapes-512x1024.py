@@ -19,3 +19,6 @@ model = dict(
         init_cfg=dict(
             type='Pretrained',
             checkpoint='https://github.com/houqb/CoordAttention/raw/main/mbv2_ca.pth')))
+
+# fail at start if a training image or mask is missing (coordatt_mm)
+custom_hooks = [dict(type='DatasetCheckHook')]

@@ -24,3 +24,10 @@ model = dict(
 
 # SSDLite's last neck level is 1x1: a last batch of one image breaks BatchNorm in training.
 train_dataloader = dict(drop_last=True)
+
+# mmdet's hooks, plus a start-up check that every training image exists (coordatt_mm)
+custom_hooks = [
+    dict(type='NumClassCheckHook'),
+    dict(type='CheckInvalidLossHook', interval=50, priority='VERY_LOW'),
+    dict(type='DatasetCheckHook')
+]

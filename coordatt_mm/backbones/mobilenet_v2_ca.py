@@ -3,6 +3,7 @@
 Architecture of the MobileNetV2 + CA classifier released with Hou, Zhou, Feng, "Coordinate
 Attention for Efficient Mobile Network Design" (CVPR 2021), minus its linear head.
 """
+import inspect
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -10,8 +11,8 @@ import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
-from torch.nn.modules.batchnorm import _BatchNorm
 
+from coordatt_mm.backbones.base import MobileBackbone
 from coordatt_mm.registry import ROOT_MODELS, register_model
 from coordatt_mm.utils import make_divisible
 
@@ -28,7 +29,10 @@ def build_attention(cfg: Optional[dict], channels: int,
     if cfg is None:
         return None
     cfg = dict(cfg, channels=channels)
-    if norm_cfg is not None:
+    cls = ROOT_MODELS.get(cfg['type'])
+    if cls is None:
+        raise KeyError(f'attention type {cfg["type"]!r} is not registered (CoordAtt, SE, CBAM)')
+    if norm_cfg is not None and 'norm_cfg' in inspect.signature(cls).parameters:
         cfg.setdefault('norm_cfg', norm_cfg)
     return ROOT_MODELS.build(cfg)
 
@@ -84,7 +88,7 @@ class InvertedResidualCA(BaseModule):
 
 
 @register_model()
-class MobileNetV2CA(BaseModule):
+class MobileNetV2CA(MobileBackbone):
     """MobileNetV2 backbone with Coordinate Attention, usable from mmdet and mmseg configs.
 
     Args:
@@ -166,16 +170,6 @@ class MobileNetV2CA(BaseModule):
             self.conv2 = ConvModule(in_channels, out_channels, 1, **common)
         self._freeze_stages()
 
-    def init_weights(self) -> None:
-        if self.init_cfg and self.init_cfg.get('type') == 'Pretrained':
-            # Checked, layout-aware loading instead of mmengine's silent partial load.
-            from coordatt_mm.checkpoint import load_backbone_checkpoint
-            load_backbone_checkpoint(self, self.init_cfg['checkpoint'],
-                                     prefix=self.init_cfg.get('prefix'))
-            self._is_init = True
-        else:
-            super().init_weights()
-
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         x = self.conv1(x)
         outs = []
@@ -186,18 +180,9 @@ class MobileNetV2CA(BaseModule):
                 outs.append(x)
         return tuple(outs)
 
-    def _freeze_stages(self) -> None:
-        for i in range(self.frozen_stages + 1):
-            m = self.conv1 if i == 0 else getattr(self, f'layer{i}')
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
+    def stage_modules(self):
+        return [self.conv1] + [getattr(self, name) for name in self.layers]
 
-    def train(self, mode: bool = True) -> 'MobileNetV2CA':
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
+    def checkpoint_module_map(self, layout: str):
+        from coordatt_mm.checkpoint import mobilenet_v2_module_map
+        return mobilenet_v2_module_map(self, layout)

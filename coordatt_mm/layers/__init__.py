@@ -1,3 +1,5 @@
+from coordatt_mm.layers.cbam import CBAM
 from coordatt_mm.layers.coord_att import CoordAtt
+from coordatt_mm.layers.squeeze_excitation import SqueezeExcitation
 
-__all__ = ["CoordAtt"]
+__all__ = ["CBAM", "CoordAtt", "SqueezeExcitation"]

@@ -33,3 +33,6 @@ model = dict(
         align_corners=False,
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
     auxiliary_head=None)
+
+# fail at start if a training image or mask is missing (coordatt_mm)
+custom_hooks = [dict(type='DatasetCheckHook')]

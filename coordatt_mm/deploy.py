@@ -1,0 +1,74 @@
+"""ONNX export of coordatt_mm detectors and segmentors (the network to raw head outputs)."""
+from typing import List, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from coordatt_mm.analysis import build_model_offline
+
+
+class DetectorHeads(nn.Module):
+    """image (N,3,H,W, normalised) -> per level: class scores ..., then box deltas ...
+    (SSD priors and NMS stay outside: mmdet's ``bbox_head.predict_by_feat`` does them)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        cls_scores, bbox_preds = self.model.bbox_head(self.model.neck(self.model.backbone(x)))
+        return (*cls_scores, *bbox_preds)
+
+
+class SegmentorLogits(nn.Module):
+    """image (N,3,H,W, normalised) -> class logits (N,K,H,W) at the input resolution."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        logits = self.model.decode_head(self.model.extract_feat(x))
+        return F.interpolate(logits, size=x.shape[2:], mode='bilinear',
+                             align_corners=self.model.decode_head.align_corners)
+
+
+def load_for_export(config: str, checkpoint: str) -> Tuple[nn.Module, str]:
+    from mmengine.runner import load_checkpoint
+    cfg, model = build_model_offline(config)
+    load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    model.eval()
+    if cfg.default_scope == 'mmdet':
+        return DetectorHeads(model).eval(), 'det'
+    return SegmentorLogits(model).eval(), 'seg'
+
+
+def export_onnx(config: str, checkpoint: str, out: str, shape: Sequence[int],
+                opset: int = 17) -> Tuple[List[str], str]:
+    net, task = load_for_export(config, checkpoint)
+    dummy = torch.randn(1, 3, *shape)
+    if task == 'det':
+        n = len(net(dummy)) // 2
+        names = [f'cls_score_{i}' for i in range(n)] + [f'bbox_pred_{i}' for i in range(n)]
+    else:
+        names = ['logits']
+    with torch.no_grad():
+        torch.onnx.export(net, (dummy,), out, input_names=['input'], output_names=names,
+                          opset_version=opset, dynamo=False, do_constant_folding=True)
+    return names, task
+
+
+def max_abs_diff(config: str, checkpoint: str, onnx_file: str, shape: Sequence[int],
+                 seed: int = 0) -> float:
+    """Largest |torch - onnxruntime| over all outputs for one random input."""
+    import onnxruntime as ort
+    net, _ = load_for_export(config, checkpoint)
+    x = torch.randn(1, 3, *shape, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        ref = net(x)
+    ref = ref if isinstance(ref, tuple) else (ref,)
+    sess = ort.InferenceSession(onnx_file, providers=['CPUExecutionProvider'])
+    got = sess.run(None, {'input': x.numpy()})
+    return max(float(np.abs(a.numpy() - b).max()) for a, b in zip(ref, got))

@@ -1,0 +1,55 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from coordatt_mm.analysis import classifier_equivalent, count_madds, count_params
+from reference_mbv2 import STAGES, divisible8
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def hand_madds_mbv2(size=224, with_ca=True):
+    """Multiply-adds of the MobileNetV2(+CA) classifier from the block description."""
+    h = size // 2
+    conv = 32 * 3 * 9 * h * h
+    elem = 0
+    cin = 32
+    for t, c, n, s in STAGES:
+        cout = divisible8(c)
+        for i in range(n):
+            stride = s if i == 0 else 1
+            hid = cin * t
+            h_out = h // stride
+            if t != 1:
+                conv += hid * cin * h * h                     # expand 1x1
+            conv += hid * 9 * h_out * h_out                  # depthwise 3x3
+            if t != 1 and with_ca:
+                mip = max(8, hid // 32)
+                conv += mip * hid * 2 * h_out               # shared 1x1 on H + W positions
+                conv += 2 * hid * mip * h_out               # the two gate convs
+                elem += 4 * hid * h_out * h_out             # two poolings + two gatings
+            conv += cout * hid * h_out * h_out               # project 1x1
+            cin, h = cout, h_out
+    conv += 1280 * 320 * h * h + 1280 * 1000
+    return conv, elem
+
+
+def test_mobilenetv2_ca_complexity_matches_hand_count():
+    m = classifier_equivalent('MobileNetV2CA', dict(type='CoordAtt', reduction=32))
+    assert count_params(m) == 3_950_648
+    got = count_madds(m, torch.randn(1, 3, 224, 224))
+    conv, elem = hand_madds_mbv2()
+    assert got == dict(conv_linear=conv, attention_elementwise=elem)
+    plain = count_madds(classifier_equivalent('MobileNetV2CA', None), torch.randn(1, 3, 224, 224))
+    assert plain['conv_linear'] == hand_madds_mbv2(with_ca=False)[0]
+    assert 300e6 < plain['conv_linear'] < 301e6  # the paper's 300M
+
+
+def test_complexity_tool_prints_paper_numbers_from_data_file():
+    r = subprocess.run([sys.executable, str(REPO / 'tools/analysis/complexity.py')],
+                       capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = [line for line in r.stdout.splitlines() if line.startswith('| MobileNetV2 + CA (classifier')]
+    assert lines and '3,950,648' in lines[0] and '3.95M' in lines[0] and '310M' in lines[0]

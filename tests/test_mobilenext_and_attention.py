@@ -1,0 +1,137 @@
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from coordatt_mm import CBAM, CoordAtt, MobileNetV2CA, MobileNeXtCA, SqueezeExcitation
+from coordatt_mm.checkpoint import CheckpointMismatchError
+from reference_mbv2 import random_state
+from reference_mnext import mobilenext_shapes
+
+REPO = Path(__file__).resolve().parents[1]
+HEAD = 1280 * 1000 + 1000
+
+
+def n_params(m):
+    return sum(p.numel() for p in m.parameters())
+
+
+def test_mobilenext_param_counts():
+    assert n_params(MobileNeXtCA(attention=None)) + HEAD == 3_535_416
+    # CA after the first depthwise conv of the 15 blocks that have one
+    ca = MobileNeXtCA()
+    assert sum(isinstance(m, CoordAtt) for m in ca.modules()) == 15
+    assert n_params(ca) + HEAD == 3_971_626
+
+
+def test_mobilenext_stage_channels_strides_and_ssdlite_taps():
+    m = MobileNeXtCA(attention=None, out_indices=tuple(range(8))).eval()
+    outs = m(torch.randn(1, 3, 224, 224))
+    assert [(o.shape[1], 224 // o.shape[-1]) for o in outs] == [
+        (96, 4), (144, 4), (192, 8), (288, 16), (384, 16), (576, 32), (960, 32), (1280, 32)]
+    taps = MobileNeXtCA(out_indices=(), expand_taps=(13, 20)).eval()(torch.randn(1, 3, 320, 320))
+    assert [(o.shape[1], 320 // o.shape[-1]) for o in taps] == [(576, 16), (1280, 32)]
+
+
+@pytest.mark.parametrize('strides,dilations,os_', [
+    ((2, 1, 2, 2, 1, 1, 1, 1), (1, 1, 1, 1, 1, 2, 2, 2), 16),
+    ((2, 1, 2, 1, 1, 1, 1, 1), (1, 1, 1, 2, 2, 4, 4, 4), 8),
+])
+def test_mobilenext_output_stride(strides, dilations, os_):
+    m = MobileNeXtCA(out_indices=(7,), strides=strides, dilations=dilations).eval()
+    assert m(torch.randn(1, 3, 128, 128))[0].shape[-1] == 128 // os_
+
+
+def test_mobilenext_frozen_stages_and_norm_eval():
+    m = MobileNeXtCA(frozen_stages=3, norm_eval=True).train()
+    assert not any(p.requires_grad for p in m.stem.parameters())
+    assert not any(p.requires_grad for p in m.layer3.parameters())
+    assert all(p.requires_grad for p in m.layer4.parameters())
+    assert not any(b.training for b in m.modules() if isinstance(b, torch.nn.BatchNorm2d))
+
+
+def test_authors_mobilenext_checkpoint_loads_completely(tmp_path):
+    sd = random_state(mobilenext_shapes())
+    # the authors' training script saves more than weights
+    torch.save({'state_dict': sd, 'state_dict_ema': sd, 'epoch': 3}, tmp_path / 'mnext.pth')
+    m = MobileNeXtCA(attention=None, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'mnext.pth')))
+    m.init_weights()
+    assert m.layer1[0].dw1.conv.weight.equal(sd['features.1.conv.0.0.weight'])
+    # a stride-2 transition: reduce (.0/.1), expand (.2.0/.2.1), depthwise (.3/.4)
+    assert m.layer3[0].dw2.bn.running_var.equal(sd['features.3.conv.4.running_var'])
+    assert m.layer8[0].dw2.conv.weight.equal(sd['features.20.conv.4.weight'])
+    n_file = sum(v.numel() for k, v in sd.items() if not k.startswith('classifier'))
+    assert sum(v.numel() for v in m.state_dict().values()) == n_file
+    # the CA variant needs its attention tensors: loud failure, unless explicitly started fresh
+    ca = MobileNeXtCA(init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'mnext.pth')))
+    with pytest.raises(CheckpointMismatchError, match=r'mnext\.pth.*missing'):
+        ca.init_weights()
+    ca = MobileNeXtCA(init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'mnext.pth'),
+                                    allow_missing=['attention']))
+    ca.init_weights()
+    assert ca.layer8[0].dw2.conv.weight.equal(sd['features.20.conv.4.weight'])
+
+
+def test_checkpoint_with_python_objects_needs_explicit_trust(tmp_path):
+    sd = random_state(mobilenext_shapes())
+    torch.save({'state_dict': sd, 'args': argparse.Namespace(lr=0.1)}, tmp_path / 'objs.pth')
+    m = MobileNeXtCA(attention=None, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'objs.pth')))
+    with pytest.raises(RuntimeError, match=r'objs\.pth: holds Python objects .*argparse\.Namespace.*--trust-pickle'):
+        m.init_weights()
+    tool = [sys.executable, str(REPO / 'tools/convert_official_ckpt.py')]
+    r = subprocess.run(tool + ['--trust-pickle', str(tmp_path / 'objs.pth'), str(tmp_path / 'ok.pth')],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and 'MobileNeXtCA' in r.stdout, r.stderr[-1500:]
+    m = MobileNeXtCA(attention=None, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'ok.pth')))
+    m.init_weights()
+    assert m.stem.conv.weight.equal(sd['features.0.0.weight'])
+
+
+def _se_params(c, r=24):
+    mid = max(8, c // r)
+    return c * mid + mid + mid * c + c
+
+
+def _cbam_params(c, r=24):
+    return _se_params(c, r) + 2 * 49 + 2
+
+
+@pytest.mark.parametrize('cfg,layer,count', [
+    (dict(type='CoordAtt'), CoordAtt, lambda c: (c * max(8, c // 32) + max(8, c // 32)) + 2 * max(8, c // 32)
+     + 2 * (max(8, c // 32) * c + c)),
+    (dict(type='SE'), SqueezeExcitation, _se_params),
+    (dict(type='CBAM'), CBAM, _cbam_params),
+])
+@pytest.mark.parametrize('backbone', [MobileNetV2CA, MobileNeXtCA])
+def test_attention_switch(backbone, cfg, layer, count):
+    torch.manual_seed(0)
+    plain = backbone(attention=None, out_indices=(7,)).eval()
+    att = backbone(attention=cfg, out_indices=(7,)).eval()
+    layers = [m for m in att.modules() if isinstance(m, layer)]
+    assert len(layers) == (16 if backbone is MobileNetV2CA else 15)
+    # placed in the same slot of every block, costing exactly its own parameters
+    assert all(n_params(m) == count(m.conv_h.out_channels if hasattr(m, 'conv_h') else
+                                     (m.fc2.out_channels if hasattr(m, 'fc2') else m.mlp[2].out_channels))
+               for m in layers)
+    assert n_params(att) - n_params(plain) == sum(n_params(m) for m in layers)
+    # same weights elsewhere: the attention changes the output but not its shape
+    att.load_state_dict(plain.state_dict(), strict=False)
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        a, b = plain(x)[0], att(x)[0]
+    assert a.shape == b.shape and not torch.allclose(a, b, rtol=1e-3, atol=0)
+
+
+def test_paper_classifier_param_counts_for_se_and_cbam():
+    # the paper: MobileNetV2 + SE 3.89M, + CBAM 3.89M (classifier, width 1.0)
+    for cfg in (dict(type='SE'), dict(type='CBAM')):
+        total = n_params(MobileNetV2CA(attention=cfg)) + HEAD
+        assert abs(total / 3.89e6 - 1) < 0.005, (cfg, total)
+
+
+def test_unknown_attention_type_is_named():
+    with pytest.raises(KeyError, match="'Nope' is not registered"):
+        MobileNetV2CA(attention=dict(type='Nope'))
