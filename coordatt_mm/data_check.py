@@ -67,11 +67,33 @@ def check_sample(info: Dict, task: str, num_classes: int, decode: bool = True) -
     return problems
 
 
+def coco_raw_problems(ds) -> List[str]:
+    """Zero-area boxes in a COCO annotation file (mmdet drops them silently while parsing)."""
+    ann_file = getattr(ds, 'ann_file', '') or ''
+    if not ann_file.endswith('.json'):
+        return []
+    import json
+    with open(ann_file) as f:
+        data = json.load(f)
+    if 'annotations' not in data:
+        return []
+    files = {im['id']: im['file_name'] for im in data.get('images', [])}
+    prefix = ds.data_prefix.get('img', '')
+    out = []
+    for ann in data['annotations']:
+        x, y, w, h = ann['bbox']
+        if w <= 0 or h <= 0:
+            name = osp.join(prefix, files.get(ann['image_id'], str(ann['image_id'])))
+            out.append(f'{name}: annotation {ann["id"]} box {[x, y, w, h]} (x, y, w, h) has zero area')
+    return out
+
+
 def check_dataset(dataset, task: str, decode: bool = True) -> Tuple[int, List[str]]:
     """(samples checked, problems) over every leaf dataset of ``dataset``."""
     n, problems = 0, []
     for ds in leaf_datasets(dataset):
         ds.full_init()
+        problems += coco_raw_problems(ds)
         num_classes = len(ds.metainfo['classes'])
         for i in range(len(ds)):
             problems += check_sample(ds.get_data_info(i), task, num_classes, decode)

@@ -12,3 +12,6 @@ def test_readme_tables_are_generated_and_current():
     text = (REPO / 'README.md').read_text()
     for cfg in (REPO / 'configs').glob('[sd]*/*.py'):
         assert cfg.name in text, f'{cfg.name} missing from README'
+    # the complexity table puts the paper's numbers (from the data file) beside ours
+    row = next(line for line in text.splitlines() if line.startswith('| MobileNetV2 + CA (classifier'))
+    assert '3,950,648' in row and '3.95M' in row and '310M' in row

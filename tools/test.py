@@ -16,7 +16,7 @@ from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from train import load_config  # noqa: E402
+from train import check_checkpoint, load_config  # noqa: E402
 
 
 def main(argv=None):
@@ -29,8 +29,10 @@ def main(argv=None):
     ap.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = ap.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    if not osp.isfile(args.checkpoint):
-        sys.exit(f'error: {args.checkpoint}: checkpoint not found')
+    try:
+        check_checkpoint(args.checkpoint)
+    except (RuntimeError, FileNotFoundError) as e:
+        sys.exit(f'error: {e}')
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
     runner = Runner.from_cfg(cfg)

@@ -2,8 +2,9 @@
 """Regenerate the README's tables from files: the results table (the paper's numbers from
 coordatt_mm/data/paper_results.json, parameter counts of the models our configs build, and
 measured metrics where a results file exists: results/<config name>.json, as written by
-tools/test.py's test_metrics.json) and the demo table (docs/demo_summary.json, written by
-tools/demo.py --publish docs).
+tools/test.py's test_metrics.json), the demo table (docs/demo_summary.json, written by
+tools/demo.py --publish docs), the complexity table (tools/analysis/complexity.py) and the
+latency table (docs/benchmark.md, written by tools/analysis/benchmark.py --out).
 
     python tools/update_readme.py           # rewrite the table in README.md
     python tools/update_readme.py --check   # exit 1 if README.md is out of date
@@ -19,6 +20,9 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 BEGIN, END = '<!-- results-table:begin -->', '<!-- results-table:end -->'
 DEMO_BEGIN, DEMO_END = '<!-- demo-table:begin -->', '<!-- demo-table:end -->'
 DEMO_SUMMARY = osp.join(REPO, 'docs', 'demo_summary.json')
+CPLX_BEGIN, CPLX_END = '<!-- complexity-table:begin -->', '<!-- complexity-table:end -->'
+BENCH_BEGIN, BENCH_END = '<!-- benchmark-table:begin -->', '<!-- benchmark-table:end -->'
+BENCHMARK = osp.join(REPO, 'docs', 'benchmark.md')
 METRIC_KEYS = {'det': ('coco/bbox_mAP', 'pascal_voc/mAP'), 'seg': ('mIoU',)}
 
 
@@ -84,7 +88,14 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     readme = osp.join(REPO, 'README.md')
     text = open(readme, encoding='utf-8').read()
-    new = _replace(_replace(text, BEGIN, END, table()), DEMO_BEGIN, DEMO_END, demo_table())
+    sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
+    from complexity import markdown as complexity_table
+    bench = open(BENCHMARK).read().strip() if osp.exists(BENCHMARK) else \
+        '_not measured yet: `python tools/analysis/benchmark.py --out docs/benchmark.md`_'
+    new = _replace(text, BEGIN, END, table())
+    new = _replace(new, DEMO_BEGIN, DEMO_END, demo_table())
+    new = _replace(new, CPLX_BEGIN, CPLX_END, complexity_table())
+    new = _replace(new, BENCH_BEGIN, BENCH_END, bench)
     if args.check:
         if new != text:
             print('README.md results table is out of date: run python tools/update_readme.py',

@@ -25,9 +25,16 @@ model = dict(
 # SSDLite's last neck level is 1x1: a last batch of one image breaks BatchNorm in training.
 train_dataloader = dict(drop_last=True)
 
-# mmdet's hooks, plus a start-up check that every training image exists (coordatt_mm)
+# mmdet's hooks, plus (coordatt_mm) a start-up check that every training image exists and the
+# random states saved in checkpoints for exact resume
 custom_hooks = [
     dict(type='NumClassCheckHook'),
     dict(type='CheckInvalidLossHook', interval=50, priority='VERY_LOW'),
-    dict(type='DatasetCheckHook')
+    dict(type='DatasetCheckHook'),
+    dict(type='RNGStateHook')
 ]
+# DDP on the module's own device: also valid for CPU processes (gloo), where mmengine's default
+# device_ids=[local_rank] is refused by torch
+model_wrapper_cfg = dict(
+    type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
+    find_unused_parameters=False)

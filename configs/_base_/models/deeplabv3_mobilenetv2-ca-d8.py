@@ -34,5 +34,11 @@ model = dict(
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
     auxiliary_head=None)
 
-# fail at start if a training image or mask is missing (coordatt_mm)
-custom_hooks = [dict(type='DatasetCheckHook')]
+# coordatt_mm: fail at start if a training image or mask is missing; keep random states in
+# checkpoints for exact resume
+custom_hooks = [dict(type='DatasetCheckHook'), dict(type='RNGStateHook')]
+# DDP on the module's own device: also valid for CPU processes (gloo), where mmengine's default
+# device_ids=[local_rank] is refused by torch
+model_wrapper_cfg = dict(
+    type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
+    find_unused_parameters=False)
