@@ -69,3 +69,35 @@ def test_mim_train_resume_continues_from_last_checkpoint(demo, tmp_path, task, s
     else:
         assert (wd / f'iter_{SEG_ITERS + 10}.pth').exists()
         assert f'iter: {SEG_ITERS}' in out
+
+
+@pytest.mark.slow
+def test_cityscapes_mim_train_test_resume(tmp_path):
+    """Tiny Cityscapes through mim train / mim test / mim train --resume (make test-all)."""
+    import sys
+
+    from coordatt_mm.analysis import build_model_offline
+    import torch
+    run([sys.executable, REPO / 'tools/make_tiny_data.py'], cwd=REPO)
+    cfg = REPO / 'configs/demo/deeplabv3_mobilenetv2-ca-d8_1xb8-300i_tiny-cityscapes.py'
+    wd = tmp_path / 'city'
+    iters = 120
+    sched = [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+             f'param_scheduler.0.end={iters}', f'default_hooks.checkpoint.interval={iters}']
+    run([BIN / 'mim', 'train', 'mmseg', cfg, '--work-dir', wd, '--cfg-options', *sched], cwd=tmp_path)
+    losses = train_losses(wd)
+    assert sum(losses[-2:]) / 2 < 0.6 * losses[0]
+    _, model = build_model_offline(str(cfg))
+    model.init_weights()
+    torch.save(dict(state_dict=model.state_dict()), tmp_path / 'untrained.pth')
+    miou = {}
+    for name, ckpt in (('untrained', tmp_path / 'untrained.pth'), ('trained', wd / f'iter_{iters}.pth')):
+        run([BIN / 'mim', 'test', 'mmseg', cfg, '--checkpoint', ckpt, '--work-dir', tmp_path / name],
+            cwd=tmp_path)
+        miou[name] = last_json_metrics(tmp_path / name, 'mIoU')['mIoU']
+    assert miou['trained'] > miou['untrained'] + 10, miou
+    more = [f'train_cfg.max_iters={iters + 10}', f'train_cfg.val_interval={iters + 10}',
+            f'param_scheduler.0.end={iters}', f'default_hooks.checkpoint.interval={iters + 10}']
+    out = run([BIN / 'mim', 'train', 'mmseg', cfg, '--work-dir', wd, '--resume', '--cfg-options', *more],
+              cwd=tmp_path)
+    assert f'iter: {iters}' in out and (wd / f'iter_{iters + 10}.pth').exists()

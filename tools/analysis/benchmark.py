@@ -18,6 +18,7 @@ inter-quartile range (ms), images/s and the ratio to the baseline, as a Markdown
 """
 import argparse
 import copy
+import os
 import os.path as osp
 import platform
 import statistics
@@ -200,6 +201,7 @@ def main(argv=None) -> int:
     table = '\n'.join(lines)
     print(table)
     if args.out:
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         with open(args.out, 'w') as f:
             f.write(table + '\n')
     return 0
