@@ -106,6 +106,28 @@ def test_fast_eval_form_equals_training_form(shape):
         torch.testing.assert_close(m(x), slow, atol=1e-5, rtol=1e-5)
 
 
+def test_inplace_gates_the_input_only_when_asked_and_only_without_grad():
+    torch.manual_seed(3)
+    m = CoordAtt(48).eval()
+    x = torch.randn(2, 48, 7, 5)
+    x0 = x.clone()
+    ref = m(x)  # grad enabled: never in place
+    m.inplace = True
+    x_copy = x.clone()
+    out = m(x_copy)
+    torch.testing.assert_close(x_copy, x0)  # grad enabled: input untouched
+    with torch.no_grad():
+        out = m(x_copy)
+    assert out.data_ptr() == x_copy.data_ptr()
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    m.inplace = False
+    with torch.no_grad():
+        out = m(x)
+    assert out.data_ptr() != x.data_ptr()
+    torch.testing.assert_close(x, x0)  # untouched
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
 def test_groupnorm_keeps_the_mixing_form_in_eval():
     # GN normalises over positions too, so H and W must be encoded together even in eval
     torch.manual_seed(2)

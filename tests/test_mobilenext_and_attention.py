@@ -135,3 +135,24 @@ def test_paper_classifier_param_counts_for_se_and_cbam():
 def test_unknown_attention_type_is_named():
     with pytest.raises(KeyError, match="'Nope' is not registered"):
         MobileNetV2CA(attention=dict(type='Nope'))
+
+
+@pytest.mark.parametrize('backbone', [MobileNetV2CA, MobileNeXtCA])
+def test_backbone_fast_inplace_eval_equals_the_training_form(backbone):
+    # blocks gate their own depthwise output in place; taps and residuals must not see it
+    torch.manual_seed(4)
+    m = backbone(out_indices=(2, 4, 7)).eval()
+    cas = [l for l in m.modules() if isinstance(l, CoordAtt)]
+    assert cas and all(l.inplace for l in cas)
+    with torch.no_grad():  # non-trivial BN statistics, so the fold matters
+        for l in m.modules():
+            if isinstance(l, torch.nn.BatchNorm2d):
+                l.running_mean.normal_(0, 0.1)
+                l.running_var.uniform_(0.5, 1.5)
+    x = torch.randn(1, 3, 96, 96)
+    slow = m(x)  # grad enabled: concat form, never in place
+    with torch.no_grad():
+        fast = m(x)
+    assert len(fast) == len(slow) == 3
+    for a, b in zip(fast, slow):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)

@@ -24,7 +24,8 @@ def build_attention(cfg: Optional[dict], channels: int,
     """Build the attention layer named by ``cfg`` for ``channels`` channels (None: none).
 
     The attention's norm follows the backbone's ``norm_cfg`` (e.g. SyncBN) unless ``cfg``
-    sets its own.
+    sets its own. Layers that can gate in place do so unless ``cfg`` says otherwise: the
+    blocks feed them a depthwise output nothing else reads.
     """
     if cfg is None:
         return None
@@ -34,6 +35,8 @@ def build_attention(cfg: Optional[dict], channels: int,
         raise KeyError(f'attention type {cfg["type"]!r} is not registered (CoordAtt, SE, CBAM)')
     if norm_cfg is not None and 'norm_cfg' in inspect.signature(cls).parameters:
         cfg.setdefault('norm_cfg', norm_cfg)
+    if 'inplace' in inspect.signature(cls).parameters:
+        cfg.setdefault('inplace', True)
     return ROOT_MODELS.build(cfg)
 
 
