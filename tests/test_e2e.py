@@ -44,10 +44,12 @@ def test_segmentation_training_lowers_loss_and_beats_untrained(demo):
     ('ssdlite', 'mmdet', [f'train_cfg.max_epochs={DET_EPOCHS + 1}',
                           f'train_cfg.val_interval={DET_EPOCHS + 1}',
                           f'param_scheduler.1.T_max={DET_EPOCHS}', f'param_scheduler.1.end={DET_EPOCHS}']),
-    ('deeplabv3', 'mmseg', [f'train_cfg.max_iters={SEG_ITERS + 10}',
-                            f'train_cfg.val_interval={SEG_ITERS + 10}',
-                            f'param_scheduler.0.end={SEG_ITERS}',
-                            f'default_hooks.checkpoint.interval={SEG_ITERS + 10}']),
+    # mmseg's resume through mim also runs in the slow Cityscapes test; here only with -m slow
+    pytest.param('deeplabv3', 'mmseg', [f'train_cfg.max_iters={SEG_ITERS + 10}',
+                                        f'train_cfg.val_interval={SEG_ITERS + 10}',
+                                        f'param_scheduler.0.end={SEG_ITERS}',
+                                        f'default_hooks.checkpoint.interval={SEG_ITERS + 10}'],
+                 marks=pytest.mark.slow),
 ])
 def test_mim_train_resume_continues_from_last_checkpoint(demo, tmp_path, task, scope, extra):
     src = demo['wd'] / task

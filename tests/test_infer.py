@@ -98,6 +98,14 @@ def infer(cfg, ckpt, inp, out, *extra):
                            *extra], cwd=REPO, env=env(), capture_output=True, text=True, timeout=900)
 
 
+def infer_here(capsys, cfg, ckpt, inp, out, *extra):
+    """The same CLI called in this process (no start-up cost): (exit status, stderr)."""
+    from coordatt_mm.apis.infer import main
+    capsys.readouterr()
+    rc = main([str(REPO / cfg), str(ckpt), str(inp), '--out-dir', str(out), *extra])
+    return rc, capsys.readouterr().err
+
+
 def _iou(a, b):
     ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -105,7 +113,7 @@ def _iou(a, b):
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
-def test_detection_on_hostile_folder(demo, hostile, tmp_path):
+def test_detection_on_hostile_folder(demo, hostile, tmp_path, capsys):
     root, good = hostile
     det = demo['det']
     r = infer(det['config'], det['checkpoint'], root, tmp_path, '--quiet', '--batch-size', '2',
@@ -129,14 +137,15 @@ def test_detection_on_hostile_folder(demo, hostile, tmp_path):
     assert 'car' in summary['classes_seen'] and summary['seconds_per_image'] > 0
     # second run: existing outputs are kept, the bad files fail again
     before = (tmp_path / 'plain.json').stat().st_mtime_ns
-    r2 = infer(det['config'], det['checkpoint'], root, tmp_path, '--quiet')
-    assert r2.returncode == 1
+    rc, _ = infer_here(capsys, det['config'], det['checkpoint'], root, tmp_path, '--quiet')
+    assert rc == 1
     assert (tmp_path / 'plain.json').stat().st_mtime_ns == before
     s2 = json.loads((tmp_path / 'summary.json').read_text())
     assert s2['images_kept'] == len(good) and s2['images_done'] == 0
     assert list(tmp_path.glob('summary_*.json'))  # the first run's report is kept too
-    r3 = infer(det['config'], det['checkpoint'], root / 'plain.jpg', tmp_path, '--quiet', '--overwrite')
-    assert r3.returncode == 0 and (tmp_path / 'plain.json').stat().st_mtime_ns != before
+    rc, _ = infer_here(capsys, det['config'], det['checkpoint'], root / 'plain.jpg', tmp_path,
+                       '--quiet', '--overwrite')
+    assert rc == 0 and (tmp_path / 'plain.json').stat().st_mtime_ns != before
 
 
 def test_segmentation_on_hostile_folder(demo, hostile, tmp_path):
@@ -159,7 +168,7 @@ def test_segmentation_on_hostile_folder(demo, hostile, tmp_path):
     assert (mask[:1500, :1500] == car).mean() < 0.1
 
 
-def test_exit_status_when_nothing_readable(demo, tmp_path):
+def test_exit_status_when_nothing_readable(demo, tmp_path, capsys):
     det = demo['det']
     bad = tmp_path / 'bad'
     bad.mkdir()
@@ -167,7 +176,8 @@ def test_exit_status_when_nothing_readable(demo, tmp_path):
     r = infer(det['config'], det['checkpoint'], bad, tmp_path / 'o1', '--quiet')
     assert r.returncode == 2 and 'empty file' in r.stderr
     (tmp_path / 'void').mkdir()
-    r = infer(det['config'], det['checkpoint'], tmp_path / 'void', tmp_path / 'o2', '--quiet')
-    assert r.returncode == 2 and 'no image found' in r.stderr
-    r = infer(det['config'], str(tmp_path / 'missing.pth'), bad, tmp_path / 'o3')
-    assert r.returncode == 2 and 'missing.pth: checkpoint not found' in r.stderr
+    rc, err = infer_here(capsys, det['config'], det['checkpoint'], tmp_path / 'void', tmp_path / 'o2',
+                         '--quiet')
+    assert rc == 2 and 'no image found' in err
+    rc, err = infer_here(capsys, det['config'], tmp_path / 'missing.pth', bad, tmp_path / 'o3')
+    assert rc == 2 and 'missing.pth: checkpoint not found' in err

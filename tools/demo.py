@@ -54,10 +54,25 @@ def test_metrics(work_dir, key):
 
 def save_untrained(config, out):
     """A checkpoint of the freshly initialised model: the 'untrained' reference."""
+    import logging
+    import warnings
+
     import torch
-    from coordatt_mm.analysis import build_model_offline
-    cfg, model = build_model_offline(osp.join(REPO, config))
-    model.init_weights()
+    with warnings.catch_warnings():  # the libraries' import-time deprecations: not the user's concern
+        warnings.simplefilter('ignore')
+        from mmengine.logging import MMLogger
+        from coordatt_mm.analysis import build_model_offline
+        cfg, model = build_model_offline(osp.join(REPO, config))
+    # init_weights reports every parameter on the console: keep the demo's output short
+    loggers = list(MMLogger._instance_dict.values())
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        model.init_weights()
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
     torch.save(dict(state_dict=model.state_dict(), meta=dict(note='untrained')), out)
 
 
