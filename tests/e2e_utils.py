@@ -10,7 +10,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 # the shortened demo schedule of the default test run, and what it must reach
-DET_EPOCHS, SEG_ITERS = 30, 120
+DET_EPOCHS, SEG_ITERS = 30, 80
 MIN_DET_MAP, MIN_SEG_MIOU = 0.05, 40.0
 
 

@@ -39,3 +39,19 @@ def test_mobilenetv2_ca_complexity_matches_hand_count():
     plain = count_madds(classifier_equivalent('MobileNetV2CA', None), torch.randn(1, 3, 224, 224))
     assert plain['conv_linear'] == hand_madds_mbv2(with_ca=False)[0]
     assert 300e6 < plain['conv_linear'] < 301e6  # the paper's 300M
+
+
+def test_benchmark_judges_targets_from_measured_ratios():
+    import os.path as osp
+    import runpy
+    tool = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools', 'analysis', 'benchmark.py')
+    target_status = runpy.run_path(tool)['target_status']
+    lines = target_status({('CA layer (16 shapes)', 'CoordAtt (ours)'): 0.70,       # 1.43x faster
+                           ('backbone, 320²', 'MobileNetV2 + CA (ours)'): 1.12,     # > 1.10
+                           ('SSDLite320, 320²', 'SSDLite-MobileNetV2 + CA (ours)'): 1.05,
+                           ('backbone, 320²', 'MobileNetV2'): 1.0})
+    assert len(lines) == 3
+    assert '**met**' in lines[0] and '1.43x faster' in lines[0]
+    assert '**missed** by 1.8%' in lines[1]
+    assert '**met**' in lines[2] and '0.952x the images/s' in lines[2]
+    assert target_status({('DeepLabV3', 'x'): 1.0}) == []  # nothing judged without its comparison

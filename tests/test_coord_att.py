@@ -82,7 +82,8 @@ def test_registered_in_both_codebases(scope):
 
 @pytest.mark.parametrize('shape', [(1, 96, 40, 40), (2, 144, 7, 13), (1, 32, 1, 17), (3, 64, 9, 1),
                                    (1, 960, 10, 10), (1, 8, 1, 1)])
-def test_fast_eval_form_equals_training_form(shape):
+@pytest.mark.parametrize('memory_format', [torch.contiguous_format, torch.channels_last])
+def test_fast_eval_form_equals_training_form(shape, memory_format):
     torch.manual_seed(1)
     m = CoordAtt(shape[1])
     with torch.no_grad():
@@ -90,7 +91,7 @@ def test_fast_eval_form_equals_training_form(shape):
             p.normal_(0, 0.5)
         m.norm.running_mean.normal_(0, 0.5)
         m.norm.running_var.uniform_(0.2, 2.0)
-    x = torch.randn(shape)
+    x = torch.randn(shape).contiguous(memory_format=memory_format)
     m.eval()
     slow = m(x)  # grad enabled: the concat form
     with torch.no_grad():
@@ -106,10 +107,11 @@ def test_fast_eval_form_equals_training_form(shape):
         torch.testing.assert_close(m(x), slow, atol=1e-5, rtol=1e-5)
 
 
-def test_inplace_gates_the_input_only_when_asked_and_only_without_grad():
+@pytest.mark.parametrize('memory_format', [torch.contiguous_format, torch.channels_last])
+def test_inplace_gates_the_input_only_when_asked_and_only_without_grad(memory_format):
     torch.manual_seed(3)
     m = CoordAtt(48).eval()
-    x = torch.randn(2, 48, 7, 5)
+    x = torch.randn(2, 48, 7, 5).contiguous(memory_format=memory_format)
     x0 = x.clone()
     ref = m(x)  # grad enabled: never in place
     m.inplace = True

@@ -137,8 +137,9 @@ def test_unknown_attention_type_is_named():
         MobileNetV2CA(attention=dict(type='Nope'))
 
 
+@pytest.mark.parametrize('memory_format', [torch.contiguous_format, torch.channels_last])
 @pytest.mark.parametrize('backbone', [MobileNetV2CA, MobileNeXtCA])
-def test_backbone_fast_inplace_eval_equals_the_training_form(backbone):
+def test_backbone_fast_inplace_eval_equals_the_training_form(backbone, memory_format):
     # blocks gate their own depthwise output in place; taps and residuals must not see it
     torch.manual_seed(4)
     m = backbone(out_indices=(2, 4, 7)).eval()
@@ -149,7 +150,8 @@ def test_backbone_fast_inplace_eval_equals_the_training_form(backbone):
             if isinstance(l, torch.nn.BatchNorm2d):
                 l.running_mean.normal_(0, 0.1)
                 l.running_var.uniform_(0.5, 1.5)
-    x = torch.randn(1, 3, 96, 96)
+    m = m.to(memory_format=memory_format)
+    x = torch.randn(1, 3, 96, 96).contiguous(memory_format=memory_format)
     slow = m(x)  # grad enabled: concat form, never in place
     with torch.no_grad():
         fast = m(x)

@@ -88,7 +88,7 @@ def test_two_process_training_matches_one_process(tmp_path, tiny_repo_data):
 
 RESUME_BODY = """
 randomness = dict(seed=0, deterministic=True)
-train_dataloader = dict(num_workers=0, dataset=dict(dataset=dict(indices=16)))
+train_dataloader = dict(batch_size=4, num_workers=0, dataset=dict(dataset=dict(indices=8)))
 train_cfg = dict(max_epochs=3, val_interval=100)
 default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=5), logger=dict(interval=1))
 """

@@ -23,6 +23,8 @@ DEMO_SUMMARY = osp.join(REPO, 'docs', 'demo_summary.json')
 CPLX_BEGIN, CPLX_END = '<!-- complexity-table:begin -->', '<!-- complexity-table:end -->'
 BENCH_BEGIN, BENCH_END = '<!-- benchmark-table:begin -->', '<!-- benchmark-table:end -->'
 BENCHMARK = osp.join(REPO, 'docs', 'benchmark.md')
+OPTION_RUNS = [('--channels-last', osp.join(REPO, 'docs', 'benchmark_channels-last.md')),
+               ('--compile', osp.join(REPO, 'docs', 'benchmark_compile.md'))]
 METRIC_KEYS = {'det': ('coco/bbox_mAP', 'pascal_voc/mAP'), 'seg': ('mIoU',)}
 
 
@@ -92,6 +94,10 @@ def main(argv=None) -> int:
     from complexity import markdown as complexity_table
     bench = open(BENCHMARK).read().strip() if osp.exists(BENCHMARK) else \
         '_not measured yet: `python tools/analysis/benchmark.py --out docs/benchmark.md`_'
+    for flag, path in OPTION_RUNS:  # the same benchmark with an option on, when measured
+        if osp.exists(path):
+            bench += (f'\n\nWith `{flag}` (`docs/{osp.basename(path)}`):'
+                      f'\n\n' + open(path).read().strip())
     new = _replace(text, BEGIN, END, table())
     new = _replace(new, DEMO_BEGIN, DEMO_END, demo_table())
     new = _replace(new, CPLX_BEGIN, CPLX_END, complexity_table())

@@ -7,6 +7,7 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -25,8 +26,8 @@ class CoordAtt(nn.Module):
     positions, so BN statistics are the released model's). In eval mode with a BatchNorm
     (frozen statistics act per position) the two paths never mix, so the fast form is used
     automatically: the row and column means go through the 1x1 convs as matrix products
-    (BN folded into the shared one, cached until a weight changes), and the gating is done
-    in place. Other norms (GN mixes positions) keep the concat form. Outputs agree to float
+    (BN folded into the shared one, cached until a weight changes; on the N,H,W,C view for a
+    channels-last input), and the gating is done in place. Other norms (GN mixes positions) keep the concat form. Outputs agree to float
     precision (tested <= 1e-5).
 
     Args:
@@ -90,6 +91,8 @@ class CoordAtt(nn.Module):
     def _forward_fast(self, x: torch.Tensor) -> torch.Tensor:
         weight, bias = self._folded()
         h = x.shape[2]
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            return self._forward_fast_nhwc(x, weight, bias, h)
         # 1x1 convs act per position: on the N,C,H+W descriptors they are matrix products,
         # far cheaper to dispatch than conv2d on such thin tensors.
         y = self.act(torch.matmul(weight, torch.cat([x.mean(3), x.mean(2)], dim=2)).add_(bias))
@@ -99,3 +102,14 @@ class CoordAtt(nn.Module):
         a_w = a_w.add_(self.conv_w.bias[:, None]).sigmoid_().unsqueeze(2)  # N,C,1,W
         out = x.mul_(a_h) if self.inplace else torch.mul(x, a_h)
         return out.mul_(a_w)
+
+    def _forward_fast_nhwc(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                           h: int) -> torch.Tensor:
+        # channels-last: work on the N,H,W,C view so that pooling, the products and the gating
+        # all run along contiguous channels (the NCHW-shaped gates would be strided here)
+        xt = x.permute(0, 2, 3, 1)
+        y = self.act(F.linear(torch.cat([xt.mean(2), xt.mean(1)], dim=1), weight, bias[:, 0]))
+        a_h = F.linear(y[:, :h], self.conv_h.weight.flatten(1), self.conv_h.bias).sigmoid_()
+        a_w = F.linear(y[:, h:], self.conv_w.weight.flatten(1), self.conv_w.bias).sigmoid_()
+        out = xt.mul_(a_h.unsqueeze(2)) if self.inplace else torch.mul(xt, a_h.unsqueeze(2))
+        return out.mul_(a_w.unsqueeze(1)).permute(0, 3, 1, 2)  # N,C,H,W, channels-last
