@@ -14,6 +14,13 @@ DET_EPOCHS, SEG_ITERS = 30, 80
 MIN_DET_MAP, MIN_SEG_MIOU = 0.05, 40.0
 
 
+def tool(rel_path, name='main'):
+    """A function of one of the repo's scripts (e.g. its ``main``), to call in this process:
+    the same code as the command line without a new interpreter's start-up."""
+    import runpy
+    return runpy.run_path(str(REPO / rel_path))[name]
+
+
 def env():
     e = dict(os.environ)
     e['PATH'] = f'{BIN}{os.pathsep}' + e.get('PATH', '')

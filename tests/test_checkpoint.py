@@ -9,6 +9,7 @@ from mmdet.models.backbones import MobileNetV2 as MMDetMobileNetV2
 
 from coordatt_mm import MobileNetV2CA
 from coordatt_mm.checkpoint import CheckpointMismatchError, load_backbone_checkpoint
+from e2e_utils import tool
 from reference_mbv2 import random_state, released_forward, released_shapes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -163,8 +164,7 @@ def test_backbone_without_final_conv_ignores_it(released, capsys):
 
 
 def test_convert_tool_roundtrip(tmp_path, released, capsys):
-    import runpy
-    convert = runpy.run_path(str(REPO / 'tools/convert_official_ckpt.py'))['main']  # in process
+    convert = tool('tools/convert_official_ckpt.py')
     torch.save(random_state(released_shapes(0.75), seed=3), tmp_path / 'w075.pth')
     for src, width in [(released[0], 1.0), (tmp_path / 'w075.pth', 0.75)]:
         out = tmp_path / f'conv_{width}.pth'

@@ -62,9 +62,12 @@ def train_step(model, batch):
     loss = sum(v for k, v in losses.items() if 'loss' in k
                for v in (v if isinstance(v, list) else [v]))
     loss.backward()
-    grads = [p.grad for p in model.backbone.parameters() if p.requires_grad]
-    # (MobileNeXt's SSDLite taps stop before block 20's last depthwise conv: a few unused)
-    assert torch.isfinite(loss) and sum(g is not None for g in grads) > 0.95 * len(grads)
+    assert torch.isfinite(loss)
+    unused = [n for n, p in model.backbone.named_parameters() if p.requires_grad and p.grad is None]
+    # MobileNeXt's SSDLite tap on the last block is after its expanding 1x1, so that block's
+    # final depthwise conv (and only it) feeds nothing; everything else gets a gradient
+    dw2 = [n for n, _ in model.backbone.named_modules() if n.endswith('.dw2')]
+    assert all(dw2 and n.startswith(dw2[-1] + '.') for n in unused), unused
     return losses
 
 

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from e2e_utils import (DET_EPOCHS, MIN_DET_MAP, MIN_SEG_MIOU, REPO, SEG_ITERS, BIN,
-                       last_json_metrics, run, train_losses)
+                       last_json_metrics, run, tool, train_losses)
 
 
 def test_demo_prints_table_and_reaches_thresholds(demo):
@@ -77,9 +77,6 @@ def test_mim_train_resume_continues_from_last_checkpoint(demo, tmp_path, task, s
 def test_cityscapes_mim_train_test_resume(tmp_path):
     """Tiny Cityscapes through mim train / mim test / mim train --resume (make test-all)."""
     import sys
-
-    from coordatt_mm.analysis import build_model_offline
-    import torch
     run([sys.executable, REPO / 'tools/make_tiny_data.py'], cwd=REPO)
     cfg = REPO / 'configs/demo/deeplabv3_mobilenetv2-ca-d8_1xb8-300i_tiny-cityscapes.py'
     wd = tmp_path / 'city'
@@ -89,9 +86,7 @@ def test_cityscapes_mim_train_test_resume(tmp_path):
     run([BIN / 'mim', 'train', 'mmseg', cfg, '--work-dir', wd, '--cfg-options', *sched], cwd=tmp_path)
     losses = train_losses(wd)
     assert sum(losses[-2:]) / 2 < 0.6 * losses[0]
-    _, model = build_model_offline(str(cfg))
-    model.init_weights()
-    torch.save(dict(state_dict=model.state_dict()), tmp_path / 'untrained.pth')
+    tool('tools/demo.py', 'save_untrained')(str(cfg), str(tmp_path / 'untrained.pth'))
     miou = {}
     for name, ckpt in (('untrained', tmp_path / 'untrained.pth'), ('trained', wd / f'iter_{iters}.pth')):
         run([BIN / 'mim', 'test', 'mmseg', cfg, '--checkpoint', ckpt, '--work-dir', tmp_path / name],

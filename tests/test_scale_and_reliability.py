@@ -13,7 +13,7 @@ import torch
 
 import coordatt_mm  # noqa: F401  (torch.load of Runner checkpoints)
 
-from e2e_utils import BIN, REPO, env
+from e2e_utils import BIN, REPO, env, tool
 
 SEG_DEMO = REPO / 'configs/demo/deeplabv3_mobilenetv2-ca-d8_1xb8-300i_tiny-voc12aug.py'
 DET_DEMO = REPO / 'configs/demo/ssdlite_mobilenetv2-ca_1xb8-30e_tiny-coco.py'
@@ -35,8 +35,7 @@ def run(args, cwd, extra_env=None, timeout=900):
 @pytest.fixture(scope='module')
 def tiny_repo_data():
     """data/tiny as tools/make_tiny_data.py leaves it (its main, run here: no start-up cost)."""
-    import runpy
-    assert runpy.run_path(str(REPO / 'tools/make_tiny_data.py'))['main']([]) == 0
+    assert tool('tools/make_tiny_data.py')([]) == 0
 
 
 # one rank's batch is half the single process's; the same 4 images, no random augmentation

@@ -2,7 +2,6 @@
 predictions score perfectly, so the formats (ids, 1-based VOC boxes, palettes, ignore index)
 are right."""
 import json
-import os.path as osp
 
 import numpy as np
 import pytest
@@ -100,15 +99,16 @@ def test_segmentation_datasets_and_perfect_miou(tiny_data, kind):
 
 
 def test_make_tiny_data_tool_keeps_current_and_refuses_foreign(tmp_path, capsys):
-    import runpy
     import subprocess
     import sys
-    tool = osp.join(osp.dirname(osp.dirname(__file__)), 'tools', 'make_tiny_data.py')
+
+    from e2e_utils import REPO, tool
+    script = REPO / 'tools' / 'make_tiny_data.py'
     root = tmp_path / 'tiny'
-    r = subprocess.run([sys.executable, tool, str(root)], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, script, str(root)], capture_output=True, text=True)
     assert r.returncode == 0 and (root / 'VERSION').exists()
     before = (root / 'coco/annotations/instances_train2017.json').stat().st_mtime_ns
-    main = runpy.run_path(tool)['main']  # the same tool in this process: no start-up cost
+    main = tool('tools/make_tiny_data.py')
     capsys.readouterr()
     assert main([str(root)]) == 0
     assert 'up to date' in capsys.readouterr().out

@@ -27,8 +27,8 @@ class CoordAtt(nn.Module):
     (frozen statistics act per position) the two paths never mix, so the fast form is used
     automatically: the row and column means go through the 1x1 convs as matrix products
     (BN folded into the shared one, cached until a weight changes; on the N,H,W,C view for a
-    channels-last input), and the gating is done in place. Other norms (GN mixes positions) keep the concat form. Outputs agree to float
-    precision (tested <= 1e-5).
+    channels-last input), and the gating is done in place. Other norms (GN mixes positions)
+    keep the concat form. Outputs agree to float precision (tested <= 1e-5).
 
     Args:
         channels: input (= output) channels C.
@@ -73,8 +73,8 @@ class CoordAtt(nn.Module):
         return x * a_w * a_h
 
     def _folded(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        """conv_reduce with the eval BatchNorm folded in, as a (mip, C) matrix and a (mip, 1)
-        bias; recomputed when any input changed."""
+        """conv_reduce with the eval BatchNorm folded in, as a (mip, C) matrix and a bias;
+        recomputed when any input changed."""
         bn, conv = self.norm, self.conv_reduce
         tensors = (conv.weight, conv.bias, bn.weight, bn.bias, bn.running_mean, bn.running_var)
         key = tuple((t.data_ptr(), t._version) for t in tensors if t is not None)
@@ -85,7 +85,7 @@ class CoordAtt(nn.Module):
             bias = (conv.bias - bn.running_mean) * scale
             if bn.bias is not None:
                 bias = bias + bn.bias
-            self._fold_cache = (key, conv.weight.flatten(1) * scale[:, None], bias[:, None])
+            self._fold_cache = (key, conv.weight.flatten(1) * scale[:, None], bias)
         return self._fold_cache[1], self._fold_cache[2]
 
     def _forward_fast(self, x: torch.Tensor) -> torch.Tensor:
@@ -95,7 +95,8 @@ class CoordAtt(nn.Module):
             return self._forward_fast_nhwc(x, weight, bias, h)
         # 1x1 convs act per position: on the N,C,H+W descriptors they are matrix products,
         # far cheaper to dispatch than conv2d on such thin tensors.
-        y = self.act(torch.matmul(weight, torch.cat([x.mean(3), x.mean(2)], dim=2)).add_(bias))
+        z = torch.cat([x.mean(3), x.mean(2)], dim=2)  # N,C,H+W
+        y = self.act(torch.matmul(weight, z).add_(bias[:, None]))
         a_h = torch.matmul(self.conv_h.weight.flatten(1), y[..., :h])
         a_w = torch.matmul(self.conv_w.weight.flatten(1), y[..., h:])
         a_h = a_h.add_(self.conv_h.bias[:, None]).sigmoid_().unsqueeze(3)  # N,C,H,1
@@ -108,7 +109,7 @@ class CoordAtt(nn.Module):
         # channels-last: work on the N,H,W,C view so that pooling, the products and the gating
         # all run along contiguous channels (the NCHW-shaped gates would be strided here)
         xt = x.permute(0, 2, 3, 1)
-        y = self.act(F.linear(torch.cat([xt.mean(2), xt.mean(1)], dim=1), weight, bias[:, 0]))
+        y = self.act(F.linear(torch.cat([xt.mean(2), xt.mean(1)], dim=1), weight, bias))
         a_h = F.linear(y[:, :h], self.conv_h.weight.flatten(1), self.conv_h.bias).sigmoid_()
         a_w = F.linear(y[:, h:], self.conv_w.weight.flatten(1), self.conv_w.bias).sigmoid_()
         out = xt.mul_(a_h.unsqueeze(2)) if self.inplace else torch.mul(xt, a_h.unsqueeze(2))
