@@ -1,21 +1,22 @@
 """coordatt_mm: Coordinate Attention (Hou, Zhou, Feng, CVPR 2021) for mmdet and mmseg.
 
 Importing this package (``custom_imports=dict(imports=['coordatt_mm'])``) registers its
-layers and backbones in mmengine's, mmdet's and mmseg's ``MODELS`` registries, lets
-torch >= 2.6 load the checkpoints mmengine's Runner writes, and lets mmengine train with
-several processes on machines without CUDA (gloo, CPU-synchronised SyncBN).
+layers, backbones, heads, hooks, runner and ``CheckedPretrained`` initializer in the
+OpenMMLab registries; nothing those libraries define is replaced. It also allow-lists the
+non-tensor contents of mmengine Runner checkpoints for torch >= 2.6's safe loader (an
+addition, see :mod:`coordatt_mm.compat`).
 """
-from coordatt_mm import distributed
 from coordatt_mm.compat import allow_mmengine_checkpoints
 
 allow_mmengine_checkpoints()
-distributed.install()
 
-from coordatt_mm.layers import CBAM, CoordAtt, SqueezeExcitation  # noqa: E402
 from coordatt_mm.backbones import MobileNetV2CA, MobileNeXtCA  # noqa: E402
+from coordatt_mm.checkpoint import CheckedPretrained  # noqa: E402
+from coordatt_mm.engine import CPUDistributedRunner, DatasetCheckHook, RNGStateHook  # noqa: E402
 from coordatt_mm.heads import DeepLabV3Head, PatchedSSDHead  # noqa: E402
-from coordatt_mm.hooks import DatasetCheckHook, RNGStateHook  # noqa: E402
+from coordatt_mm.layers import CBAM, CoordAtt, SqueezeExcitation  # noqa: E402
 
 __version__ = '0.1.0'
-__all__ = ['CBAM', 'CoordAtt', 'DatasetCheckHook', 'RNGStateHook', 'SqueezeExcitation', 'DeepLabV3Head', 'MobileNetV2CA', 'MobileNeXtCA', 'PatchedSSDHead',
-           '__version__']
+__all__ = ['CBAM', 'CPUDistributedRunner', 'CheckedPretrained', 'CoordAtt', 'DatasetCheckHook',
+           'DeepLabV3Head', 'MobileNetV2CA', 'MobileNeXtCA', 'PatchedSSDHead', 'RNGStateHook',
+           'SqueezeExcitation', '__version__']

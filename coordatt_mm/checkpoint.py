@@ -1,56 +1,76 @@
-"""Checked loading of ImageNet MobileNetV2(-CA) weights into :class:`MobileNetV2CA`.
+"""Checked checkpoint loading: every tensor of the model is filled with the right shape, or an
+error names the file and the first offending keys.
 
-Three layouts are recognised and mapped onto the backbone's own names:
+Models may describe foreign layouts (the authors' released files, mmcls/mmpretrain, mmdet):
+``model.checkpoint_layouts`` maps a layout name to a regex only that layout's keys match, and
+``model.checkpoint_module_map(layout)`` maps the model's module paths to the checkpoint's over
+the whole architecture, so that tensors of modules the model did not build (e.g. a 1280 conv
+no output uses) are reported as unused instead of unexpected. Models without these (mmdet's
+ResNet with CA plugins, say) are read by their own names.
 
-- ``released``: the authors' ``mbv2_ca.pth`` (``features.N.conv.M``, CA at ``conv.6``,
-  head conv ``conv.0/1``, ``classifier[.1].*``);
-- ``mmcls``: mmcls/mmpretrain ``MobileNetV2`` (``conv1``, ``layerI.J.conv.K``, ``head.*``),
-  with or without the ``backbone.`` prefix, as behind ``mmcls://mobilenet_v2`` (mmseg's
-  ``MobileNetV2`` uses the same names);
-- ``mmdet``: mmdet's ``MobileNetV2`` (``layerI.J.{expand,depthwise,linear}_conv``), e.g. the
-  backbone of a trained mmdet SSDLite;
-- ``ours``: this package's names (files written by ``tools/convert_official_ckpt.py`` or
-  a trained detector/segmentor's ``backbone.*``).
-
-Every backbone tensor must be filled with the right shape; otherwise a
-:class:`CheckpointMismatchError` names the file and the first offending keys.
-Only classifier weights (and the 1280 conv, when the backbone has none) are ignored, and
-what was ignored is logged.
+``CheckedPretrained`` puts this behind ``init_cfg``; the backbones use it for ``Pretrained``.
 """
 import logging
+import os.path as osp
+import pickle
 import re
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 from mmengine.logging import print_log
+from mmengine.registry import WEIGHT_INITIALIZERS
 
-from coordatt_mm.compat import load_checkpoint_file
-
-# authors' CoordAtt submodule names -> ours
-_RELEASED_CA_NAMES = {'conv1': 'conv_reduce', 'bn1': 'norm', 'conv2': 'conv_h', 'conv3': 'conv_w'}
-_CLASSIFIER = re.compile(r'^(classifier|head|fc)\.')
+# heads of classifiers: never part of a backbone, ignored (and listed) when present
+CLASSIFIER_KEYS = re.compile(r'^(classifier|head|fc)\.')
+# training scripts' wrappers around the weights, most specific first
+_WRAPPERS = ('state_dict', 'model', 'state_dict_ema')
 
 
 class CheckpointMismatchError(RuntimeError):
     """A checkpoint that does not fit the model it is loaded into."""
 
 
-def _unwrap(ckpt, filename: str) -> Dict[str, torch.Tensor]:
+def load_checkpoint_file(filename: str, map_location='cpu', trust_pickle: bool = False):
+    """Read a checkpoint (path, URL, ``mmcls://``...) with a one-line error naming the file.
+
+    ``trust_pickle=True`` (local files only) lifts torch's safe unpickler for a file you
+    trust that carries arbitrary Python objects (e.g. training scripts' ``args``).
+    """
+    from mmengine.runner.checkpoint import CheckpointLoader
+    try:
+        if trust_pickle and osp.isfile(filename):
+            return torch.load(filename, map_location=map_location, weights_only=False)
+        return CheckpointLoader.load_checkpoint(filename, map_location=map_location)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f'{filename}: checkpoint not found') from e
+    except pickle.UnpicklingError as e:
+        blocked = re.search(r'Unsupported global: GLOBAL ([\w.]+)', str(e))
+        what = blocked.group(1) if blocked else 'objects outside the allow-list'
+        raise RuntimeError(
+            f'{filename}: holds Python objects that torch\'s safe loader refuses ({what}); '
+            f'if you trust the file, convert it once with: python tools/convert_official_ckpt.py '
+            f'--trust-pickle {filename} OUT.pth') from e
+    except Exception as e:  # truncated, corrupt, not a torch file
+        first = (str(e).strip().splitlines() or [''])[0]
+        raise RuntimeError(f'{filename}: not a readable PyTorch checkpoint '
+                           f'({type(e).__name__}: {first})') from e
+
+
+def read_state_dict(filename: str, prefix: Optional[str] = None,
+                    trust_pickle: bool = False) -> Dict[str, torch.Tensor]:
+    """The tensors of a checkpoint file: training wrappers and ``module.`` removed, and only
+    the part under ``prefix`` (default: ``backbone.`` when the file is a whole model)."""
+    ckpt = load_checkpoint_file(filename, trust_pickle=trust_pickle)
     if isinstance(ckpt, dict):
-        for key in ('state_dict', 'model'):
-            if isinstance(ckpt.get(key), dict):
-                ckpt = ckpt[key]
-                break
+        inner = next((ckpt[k] for k in _WRAPPERS if isinstance(ckpt.get(k), dict)), None)
+        ckpt = inner if inner is not None else ckpt
     if not isinstance(ckpt, dict) or not any(torch.is_tensor(v) for v in ckpt.values()):
         raise CheckpointMismatchError(f'{filename}: holds no state_dict of tensors')
-    return OrderedDict((k[7:] if k.startswith('module.') else k, v)
-                       for k, v in ckpt.items() if torch.is_tensor(v))
-
-
-def _select(state: Dict[str, torch.Tensor], prefix: Optional[str]) -> Dict[str, torch.Tensor]:
-    """Keep the backbone part of a whole-model state dict (``prefix`` or ``backbone.``)."""
+    state = OrderedDict((k[7:] if k.startswith('module.') else k, v)
+                        for k, v in ckpt.items() if torch.is_tensor(v))
     if prefix is None and any(k.startswith('backbone.') for k in state):
         prefix = 'backbone'
     if prefix is None:
@@ -59,82 +79,57 @@ def _select(state: Dict[str, torch.Tensor], prefix: Optional[str]) -> Dict[str, 
     return OrderedDict((k[len(p):], v) for k, v in state.items() if k.startswith(p))
 
 
-def detect_layout(state: Dict[str, torch.Tensor]) -> str:
-    keys = list(state)
-    if any(k.startswith('features.') for k in keys):
-        return 'released'
-    if any(re.match(r'layer\d+\.\d+\.conv\.\d+\.', k) for k in keys):
-        return 'mmcls'
-    if any(re.match(r'layer\d+\.\d+\.depthwise_conv\.', k) for k in keys):
-        return 'mmdet'
-    if any(re.match(r'layer\d+\.\d+\.(depthwise|project|reduce|dw1|dw2)\.', k) for k in keys):
-        return 'ours'
-    return 'unknown'
+def detect_layout(model: nn.Module, state: Dict[str, torch.Tensor]) -> str:
+    """The first of ``model.checkpoint_layouts`` whose pattern a key matches, else 'ours'."""
+    for name, pattern in getattr(model, 'checkpoint_layouts', {}).items():
+        if any(re.match(pattern, k) for k in state):
+            return name
+    return 'ours'
 
 
-def _conv_module(path: str, cm: nn.Module) -> List[Tuple[str, str]]:
-    """(our conv path, our norm path) of an mmcv ConvModule."""
-    return [f'{path}.conv', f'{path}.{cm.norm_name}']
+@dataclass
+class LoadReport:
+    """What a checked load did with each tensor."""
+    layout: str
+    loaded: int = 0
+    fresh: List[str] = field(default_factory=list)    # model tensors left as initialised
+    unused: List[str] = field(default_factory=list)   # checkpoint tensors of unbuilt modules
+    ignored: List[str] = field(default_factory=list)  # classifier tensors
 
 
-def mobilenet_v2_module_map(model: nn.Module, layout: str) -> Dict[str, str]:
-    """MobileNetV2CA: our module path -> the checkpoint's module path (released, mmcls, mmdet)."""
-    if layout == 'ours':
-        return {}
-    released = layout == 'released'
-    m = dict(zip(_conv_module('conv1', model.conv1),
-                 ['features.0.0', 'features.0.1'] if released else ['conv1.conv', 'conv1.bn']))
-    idx = 1
-    for lname in model.layers:
-        for j, block in enumerate(getattr(model, lname)):
-            ours, src = f'{lname}.{j}', f'features.{idx}.conv' if released else f'{lname}.{j}.conv'
-            parts = ([] if block.expand is None else [('expand', block.expand)]) + \
-                [('depthwise', block.depthwise), ('project', block.project)]
-            if released:  # Sequential indices, with ReLU6 and CA occupying slots
-                slots = [0, 3, 7] if block.expand is not None else [0, 3]
-                srcs = [[f'{src}.{i}', f'{src}.{i + 1}'] for i in slots]
-            elif layout == 'mmcls':
-                srcs = [[f'{src}.{i}.conv', f'{src}.{i}.bn'] for i in range(len(parts))]
-            else:  # mmdet
-                srcs = [[f'{ours}.{name}_conv.conv', f'{ours}.{name}_conv.bn']
-                        for name in ['expand', 'depthwise', 'linear'][3 - len(parts):]]
-            for (name, cm), src_names in zip(parts, srcs):
-                m.update(zip(_conv_module(f'{ours}.{name}', cm), src_names))
-            if block.attention is not None and released:
-                for theirs, our_name in _RELEASED_CA_NAMES.items():
-                    m[f'{ours}.attention.{our_name}'] = f'{src}.6.{theirs}'
-            idx += 1
-    if model.conv2 is not None:
-        m.update(zip(_conv_module('conv2', model.conv2),
-                     ['conv.0', 'conv.1'] if released else ['conv2.conv', 'conv2.bn']))
-    return m
+def _describe(model: nn.Module) -> str:
+    att = getattr(model, 'attention_cfg', False)
+    if att is False:
+        return type(model).__name__
+    return (f'{type(model).__name__}(widen_factor={getattr(model, "widen_factor", "?")}, '
+            f'attention={(att or {}).get("type")})')
 
 
-def convert_state_dict(state: Dict[str, torch.Tensor], model: nn.Module, filename: str = '<state_dict>',
-                       layout: Optional[str] = None, allow_missing: Sequence[str] = ()
-                       ) -> Tuple[Dict[str, torch.Tensor], List[str]]:
-    """Map a backbone checkpoint onto ``model``'s keys; return (state_dict, ignored keys).
+def match_state_dict(model: nn.Module, state: Dict[str, torch.Tensor],
+                     filename: str = '<state_dict>', layout: Optional[str] = None,
+                     allow_missing: Sequence[str] = ()
+                     ) -> Tuple[Dict[str, torch.Tensor], LoadReport]:
+    """Map ``state`` onto ``model``'s keys; return (state_dict to load, report).
 
     Raises :class:`CheckpointMismatchError` unless every tensor of ``model`` is found with the
-    right shape (``num_batches_tracked`` may be absent) and nothing but classifier weights is
-    left over. Tensors of submodules named in ``allow_missing`` (e.g. ``'attention'``, to start
-    SE/CA layers fresh on plain ImageNet weights) may be absent; they keep their init.
+    right shape (``num_batches_tracked`` may be absent) and every checkpoint tensor is used,
+    belongs to a module the model did not build, or is a classifier's. Tensors of submodules
+    named in ``allow_missing`` (e.g. ``'attention'``, ``'coord_att'``) may be absent: they keep
+    their initialisation and are counted in the report.
     """
-    layout = layout or detect_layout(state)
-    desc = (f'{type(model).__name__}(widen_factor={getattr(model, "widen_factor", "?")}, '
-            f'attention={(getattr(model, "attention_cfg", None) or {}).get("type")})')
-    if layout == 'unknown':
-        raise CheckpointMismatchError(
-            f'{filename}: not a MobileNetV2 checkpoint in a known layout (first keys: '
-            f'{", ".join(list(state)[:3])})')
-    mod_map = model.checkpoint_module_map(layout)
-    out, problems, used, fresh = OrderedDict(), [], set(), []
+    layout = layout or detect_layout(model, state)
+    has_map = hasattr(model, 'checkpoint_module_map')
+    mod_map = model.checkpoint_module_map(layout) if has_map else {}
+    built = {name for name, _ in model.named_modules()}
+    unbuilt = tuple(theirs + '.' for ours, theirs in mod_map.items() if ours not in built)
+    out, problems, used = OrderedDict(), [], set()
+    report = LoadReport(layout)
     for key, param in model.state_dict().items():
         path, leaf = key.rsplit('.', 1)
         src = f'{mod_map.get(path, path)}.{leaf}'
         if src not in state:
             if any(f'.{name}.' in f'.{key}' for name in allow_missing):
-                fresh.append(key)
+                report.fresh.append(key)
             elif leaf != 'num_batches_tracked':
                 problems.append(f'missing {src} (for {key}, {tuple(param.shape)})')
             continue
@@ -144,82 +139,78 @@ def convert_state_dict(state: Dict[str, torch.Tensor], model: nn.Module, filenam
                             f'{tuple(param.shape)}')
             continue
         out[key] = state[src]
-    ignorable = re.compile(r'^(conv\.[01]|conv2)\.') if getattr(model, 'conv2', 0) is None else None
-    ignored = []
     for k in state:
         if k in used:
             continue
-        if _CLASSIFIER.match(k) or (ignorable is not None and ignorable.match(k)):
-            ignored.append(k)
+        if k.startswith(unbuilt):
+            report.unused.append(k)
+        elif CLASSIFIER_KEYS.match(k):
+            report.ignored.append(k)
         else:
             problems.append(f'unexpected {k} {tuple(state[k].shape)}')
+    if not out and state:
+        raise CheckpointMismatchError(
+            f'{filename}: none of its tensors fit {_describe(model)} (first keys: '
+            f'{", ".join(list(state)[:3])})')
     if problems:
         more = f' (+{len(problems) - 3} more)' if len(problems) > 3 else ''
         raise CheckpointMismatchError(
-            f'{filename} ({layout} layout) does not fit {desc}: '
+            f'{filename} ({layout} layout) does not fit {_describe(model)}: '
             + '; '.join(problems[:3]) + more)
-    if fresh:
-        print_log(f'{filename}: {len(fresh)} tensors of {sorted(allow_missing)} are not in the '
-                  f'checkpoint and keep their initialisation (allow_missing)',
-                  logger='current', level=logging.WARNING)
-    return out, ignored
+    report.loaded = len(out)
+    return out, report
 
 
-def load_backbone_checkpoint(model: nn.Module, filename: str, prefix: Optional[str] = None,
-                             allow_missing: Sequence[str] = ()) -> List[str]:
-    """Load ``filename`` (path, URL or ``mmcls://``) into ``model``, all or nothing
-    (except the submodules named in ``allow_missing``)."""
-    state = read_backbone_state(filename, prefix)
-    converted, ignored = convert_state_dict(state, model, filename, allow_missing=allow_missing)
+def load_checked(model: nn.Module, filename: str, prefix: Optional[str] = None,
+                 allow_missing: Sequence[str] = (), trust_pickle: bool = False) -> LoadReport:
+    """Load ``filename`` (path, URL or ``mmcls://``...) into ``model``, all or nothing (except
+    the submodules named in ``allow_missing``), and log what was loaded, left, unused."""
+    state = read_state_dict(filename, prefix, trust_pickle)
+    converted, report = match_state_dict(model, state, filename, allow_missing=allow_missing)
     model.load_state_dict(converted, strict=False)  # strictness checked above
-    print_log(f'{type(model).__name__}: loaded {len(converted)} tensors from {filename} '
-              f'({detect_layout(state)} layout); ignored {len(ignored)} non-backbone keys'
-              + (f': {", ".join(ignored)}' if ignored else ''), logger='current')
-    return ignored
+    params = dict(model.named_parameters())
+    n_fresh = sum(params[k].numel() for k in report.fresh if k in params)
+    lines = [f'{type(model).__name__}: loaded {report.loaded} tensors from {filename} '
+             f'({report.layout} layout)']
+    if report.fresh:
+        lines.append(f'{len(report.fresh)} tensors ({n_fresh:,} parameters) of '
+                     f'{sorted(allow_missing)} are not in the checkpoint and keep their '
+                     f'initialisation')
+    if report.unused:
+        lines.append(f'{len(report.unused)} tensors of modules this model does not build are '
+                     f'unused: {", ".join(report.unused)}')
+    if report.ignored:
+        lines.append(f'ignored {len(report.ignored)} classifier keys: '
+                     f'{", ".join(report.ignored)}')
+    print_log('; '.join(lines), logger='current',
+              level=logging.WARNING if report.fresh else logging.INFO)
+    return report
 
 
-CANDIDATE_WIDTHS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4, 1.5, 2.0)
+@WEIGHT_INITIALIZERS.register_module(name='CheckedPretrained')
+class CheckedPretrained:
+    """``init_cfg`` that loads a checkpoint through :func:`load_checked`.
 
+    For any model: e.g. ResNet-50 ImageNet weights into a ResNet whose bottlenecks carry CA
+    plugins, the CA layers started fresh and counted in the log::
 
-def read_backbone_state(filename: str, prefix: Optional[str] = None,
-                        trust_pickle: bool = False) -> Dict[str, torch.Tensor]:
-    """The backbone tensors of a checkpoint file, wrappers and prefixes removed."""
-    return _select(_unwrap(load_checkpoint_file(filename, trust_pickle=trust_pickle), filename),
-                   prefix)
+        init_cfg=dict(type='CheckedPretrained', checkpoint='torchvision://resnet50',
+                      allow_missing=['coord_att'])
 
-
-def guess_arch(state: Dict[str, torch.Tensor]) -> str:
-    """'mobilenext' for the authors' 20-block MobileNeXt layout, else 'mobilenetv2'."""
-    blocks = {int(k.split('.')[1]) for k in state if re.match(r'features\.\d+\.', k)}
-    return 'mobilenext' if max(blocks, default=0) == 20 else 'mobilenetv2'
-
-
-def convert_to_ours(filename: str, widen_factor: Optional[float] = None,
-                    trust_pickle: bool = False):
-    """Convert a released/mmcls file to our naming; the width is found when not given.
-
-    Returns (state_dict, meta) where meta records the source, layout and model settings.
+    Args:
+        checkpoint: path, URL or ``mmcls://``/``torchvision://``/``open-mmlab://`` name.
+        prefix: load the part under this prefix (default: ``backbone.`` of a whole model).
+        allow_missing: submodule names whose tensors may be absent (they keep their init).
     """
-    from coordatt_mm.backbones import MobileNetV2CA, MobileNeXtCA
-    state = read_backbone_state(filename, trust_pickle=trust_pickle)
-    layout = detect_layout(state)
-    arch = guess_arch(state)
-    with_att = any('.6.conv1.' in k or '.attention.' in k for k in state)
-    attention = dict(type='CoordAtt', reduction=32) if with_att else None
-    widths = [widen_factor] if widen_factor else CANDIDATE_WIDTHS
-    error = None
-    cls = MobileNeXtCA if arch == 'mobilenext' else MobileNetV2CA
-    for w in widths:
-        model = cls(widen_factor=w, attention=attention)
-        try:
-            converted, ignored = convert_state_dict(state, model, filename, layout)
-        except CheckpointMismatchError as e:
-            error = e
-            continue
-        meta = dict(source=str(filename), arch=cls.__name__, layout=layout, widen_factor=w,
-                    attention=attention, ignored=ignored)
-        return converted, meta
-    if widen_factor:
-        raise error
-    raise CheckpointMismatchError(f'{filename}: fits {cls.__name__} at none of the widths '
-                                  f'{CANDIDATE_WIDTHS}; last error: {error}')
+
+    def __init__(self, checkpoint: str, prefix: Optional[str] = None,
+                 allow_missing: Sequence[str] = (), map_location: str = 'cpu') -> None:
+        self.checkpoint, self.prefix = checkpoint, prefix
+        self.allow_missing = tuple(allow_missing)
+        self.wholemodule = False
+
+    def __call__(self, module: nn.Module) -> None:
+        load_checked(module, self.checkpoint, self.prefix, self.allow_missing)
+
+    def _get_init_info(self) -> str:
+        return f'{type(self).__name__}: load from {self.checkpoint}'

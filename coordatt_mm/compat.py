@@ -8,9 +8,7 @@ methods). Instead of turning the safe unpickler off, we allow-list exactly those
 ``HistoryBuffer``, and a ``getattr`` that only resolves public methods of ``HistoryBuffer``.
 Runner checkpoints load; a file that needs anything else is still refused by torch.
 """
-import os.path as osp
 import pickle
-import re
 
 import numpy as np
 import torch
@@ -39,29 +37,3 @@ MMENGINE_SAFE_GLOBALS = [HistoryBuffer, np.ndarray, np.dtype, _reconstruct, scal
 def allow_mmengine_checkpoints() -> None:
     """Allow-list the non-tensor contents of mmengine Runner checkpoints (idempotent)."""
     torch.serialization.add_safe_globals(MMENGINE_SAFE_GLOBALS)
-
-
-def load_checkpoint_file(filename: str, map_location='cpu', trust_pickle: bool = False):
-    """Read a checkpoint (path, URL, ``mmcls://``...) with a one-line error naming the file.
-
-    ``trust_pickle=True`` (local files only) lifts torch's safe unpickler for a file you
-    trust that carries arbitrary Python objects (e.g. training scripts' ``args``).
-    """
-    from mmengine.runner.checkpoint import CheckpointLoader
-    try:
-        if trust_pickle and osp.isfile(filename):
-            return torch.load(filename, map_location=map_location, weights_only=False)
-        return CheckpointLoader.load_checkpoint(filename, map_location=map_location)
-    except FileNotFoundError as e:
-        raise FileNotFoundError(f'{filename}: checkpoint not found') from e
-    except pickle.UnpicklingError as e:
-        blocked = re.search(r'Unsupported global: GLOBAL ([\w.]+)', str(e))
-        what = blocked.group(1) if blocked else 'objects outside the allow-list'
-        raise RuntimeError(
-            f'{filename}: holds Python objects that torch\'s safe loader refuses ({what}); '
-            f'if you trust the file, convert it once with: python tools/convert_official_ckpt.py '
-            f'--trust-pickle {filename} OUT.pth') from e
-    except Exception as e:  # truncated, corrupt, not a torch file
-        first = (str(e).strip().splitlines() or [''])[0]
-        raise RuntimeError(f'{filename}: not a readable PyTorch checkpoint '
-                           f'({type(e).__name__}: {first})') from e

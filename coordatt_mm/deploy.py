@@ -4,45 +4,13 @@ from typing import List, Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from coordatt_mm.analysis import build_model_offline
-
-
-class DetectorHeads(nn.Module):
-    """image (N,3,H,W, normalised) -> per level: class scores ..., then box deltas ...
-    (SSD priors and NMS stay outside: mmdet's ``bbox_head.predict_by_feat`` does them)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        cls_scores, bbox_preds = self.model.bbox_head(self.model.neck(self.model.backbone(x)))
-        return (*cls_scores, *bbox_preds)
-
-
-class SegmentorLogits(nn.Module):
-    """image (N,3,H,W, normalised) -> class logits (N,K,H,W) at the input resolution."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        logits = self.model.decode_head(self.model.extract_feat(x))
-        return F.interpolate(logits, size=x.shape[2:], mode='bilinear',
-                             align_corners=self.model.decode_head.align_corners)
+from coordatt_mm.apis.build import build_model, network, task_of
 
 
 def load_for_export(config: str, checkpoint: str) -> Tuple[nn.Module, str]:
-    from mmengine.runner import load_checkpoint
-    cfg, model = build_model_offline(config)
-    load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
-    model.eval()
-    if cfg.default_scope == 'mmdet':
-        return DetectorHeads(model).eval(), 'det'
-    return SegmentorLogits(model).eval(), 'seg'
+    cfg, model = build_model(config, checkpoint)
+    return network(cfg, model), task_of(cfg)
 
 
 def export_onnx(config: str, checkpoint: str, out: str, shape: Sequence[int],

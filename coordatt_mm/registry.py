@@ -1,18 +1,18 @@
-"""One registration that both mmdet and mmseg configs can see.
+"""One registration that mmdet, mmseg (and mmpretrain) configs can all see.
 
-Modules go into mmengine's root ``MODELS``, which the ``mmdet`` and ``mmseg`` registries
-fall back to, and into each codebase's own registry so ``type='mmdet.X'`` and
-``type='mmseg.X'`` resolve too.
+Modules go into mmengine's root ``MODELS``, which the codebases' registries fall back to, and
+into each installed codebase's own registry so ``type='mmdet.X'`` and ``type='mmseg.X'``
+resolve too. A name some other package already registered is never replaced.
 """
 import importlib
 
 from mmengine.registry import MODELS as ROOT_MODELS
 
-_SCOPES = ('mmdet', 'mmseg')
+SCOPES = ('mmdet', 'mmseg')
 
 
 def _registries(scopes):
-    regs = [ROOT_MODELS] if scopes == _SCOPES else []
+    regs = [ROOT_MODELS] if scopes == SCOPES else []
     for scope in scopes:
         try:
             regs.append(importlib.import_module(f'{scope}.registry').MODELS)
@@ -21,13 +21,24 @@ def _registries(scopes):
     return regs
 
 
-def register_model(name=None, scopes=_SCOPES):
+def _same_class(a, b) -> bool:
+    # a module imported twice (e.g. reloaded) defines an equal class under the same name
+    return a is b or (a.__module__, a.__qualname__) == (b.__module__, b.__qualname__)
+
+
+def register_model(name=None, scopes=SCOPES):
     """Class decorator: register into every installed codebase registry (and the root one
-    when the module serves all of them)."""
+    when the module serves all of them). Raises if the name is taken by another class."""
 
     def wrap(cls):
+        key = name or cls.__name__
         for reg in _registries(tuple(scopes)):
-            reg.register_module(name=name, module=cls, force=True)
+            taken = reg.module_dict.get(key)
+            if taken is None:
+                reg.register_module(name=key, module=cls)
+            elif not _same_class(taken, cls):
+                raise KeyError(f'{key!r} is already registered in the {reg.scope} MODELS '
+                               f'registry by {taken.__module__}; coordatt_mm does not replace it')
         return cls
 
     return wrap

@@ -4,8 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from e2e_utils import DET_EPOCHS, REPO, SEG_ITERS, run
+from e2e_utils import DET_EPOCHS, REPO, SEG_ITERS, run, tool
 
 
 @pytest.fixture(scope='session')
@@ -15,6 +14,12 @@ def tiny_data(tmp_path_factory):
     root = tmp_path_factory.mktemp('data')
     make_all(str(root))
     return root
+
+
+@pytest.fixture(scope='session')
+def tiny_repo_data():
+    """data/tiny as tools/make_tiny_data.py leaves it (its main, run here: no start-up cost)."""
+    assert tool('tools/make_tiny_data.py')([]) == 0
 
 
 @pytest.fixture(scope='session')
@@ -31,7 +36,7 @@ def demo(tmp_path_factory):
         return summary
     wd = tmp_path_factory.mktemp('demo')
     out = run([sys.executable, REPO / 'tools/demo.py', '--work-dir', wd,
-               '--det-epochs', DET_EPOCHS, '--seg-iters', SEG_ITERS], cwd=REPO, timeout=1500)
+               '--det-epochs', DET_EPOCHS, '--seg-iters', SEG_ITERS], cwd=REPO, timeout=900)
     summary = json.loads((wd / 'summary.json').read_text())
     summary['stdout'], summary['wd'] = out, wd
     return summary

@@ -32,11 +32,15 @@ def released_shapes(width=1.0, with_ca=True, classifier='classifier'):
         for _ in range(n):
             p, hid = f'features.{idx}.conv', int(round(cin * t))
             if t == 1:
-                shapes[f'{p}.0.weight'] = (hid, 1, 3, 3); bn(f'{p}.1', hid)
-                shapes[f'{p}.3.weight'] = (cout, hid, 1, 1); bn(f'{p}.4', cout)
+                shapes[f'{p}.0.weight'] = (hid, 1, 3, 3)
+                bn(f'{p}.1', hid)
+                shapes[f'{p}.3.weight'] = (cout, hid, 1, 1)
+                bn(f'{p}.4', cout)
             else:
-                shapes[f'{p}.0.weight'] = (hid, cin, 1, 1); bn(f'{p}.1', hid)
-                shapes[f'{p}.3.weight'] = (hid, 1, 3, 3); bn(f'{p}.4', hid)
+                shapes[f'{p}.0.weight'] = (hid, cin, 1, 1)
+                bn(f'{p}.1', hid)
+                shapes[f'{p}.3.weight'] = (hid, 1, 3, 3)
+                bn(f'{p}.4', hid)
                 if with_ca:
                     mip = max(8, hid // 32)
                     shapes[f'{p}.6.conv1.weight'] = (mip, hid, 1, 1)
@@ -45,7 +49,8 @@ def released_shapes(width=1.0, with_ca=True, classifier='classifier'):
                     for k in ('conv2', 'conv3'):
                         shapes[f'{p}.6.{k}.weight'] = (hid, mip, 1, 1)
                         shapes[f'{p}.6.{k}.bias'] = (hid,)
-                shapes[f'{p}.7.weight'] = (cout, hid, 1, 1); bn(f'{p}.8', cout)
+                shapes[f'{p}.7.weight'] = (cout, hid, 1, 1)
+                bn(f'{p}.8', cout)
             cin, idx = cout, idx + 1
     head = divisible8(1280 * width) if width > 1.0 else 1280
     shapes['conv.0.weight'] = (head, cin, 1, 1)
@@ -90,19 +95,24 @@ def _ca(x, sd, p):
     return x * a_w * a_h
 
 
-def released_forward(sd, x, strides=(1, 2, 2, 2, 1, 2, 1), dilations=(1,) * 7):
-    """Eval forward of the released layout; returns [stage1..stage7, head conv] outputs."""
-    x = F.relu6(_bn(F.conv2d(x, sd['features.0.0.weight'], stride=2, padding=1), sd, 'features.0.1'))
+def released_forward(sd, x, strides=(1, 2, 2, 2, 1, 2, 1), dilations=(1,) * 7,
+                     dilation_mode='first_block'):
+    """Eval forward of the released layout; returns [stage1..stage7, head conv] outputs.
+    A dilated stage dilates its first block only (mmseg) or every block (DeepLab)."""
+    x = F.relu6(_bn(F.conv2d(x, sd['features.0.0.weight'], stride=2, padding=1),
+                    sd, 'features.0.1'))
     outs, idx = [], 1
     for (t, _, n, _), s, d in zip(STAGES, strides, dilations):
         for j in range(n):
             p, inp = f'features.{idx}.conv', x
             stride = s if j == 0 else 1
+            d_blk = d if j == 0 or dilation_mode == 'every_block' else 1
             dw = 0 if t == 1 else 3
             if t != 1:
                 x = F.relu6(_bn(F.conv2d(x, sd[f'{p}.0.weight']), sd, f'{p}.1'))
             wdw = sd[f'{p}.{dw}.weight']
-            x = F.conv2d(x, wdw, stride=stride, padding=d, dilation=d, groups=wdw.shape[0])
+            x = F.conv2d(x, wdw, stride=stride, padding=d_blk, dilation=d_blk,
+                         groups=wdw.shape[0])
             x = F.relu6(_bn(x, sd, f'{p}.{dw + 1}'))
             if t != 1 and f'{p}.6.conv1.weight' in sd:
                 x = _ca(x, sd, f'{p}.6')

@@ -5,17 +5,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from mmdet.models.backbones import MobileNetV2 as MMDetMobileNetV2
-
-from coordatt_mm import MobileNetV2CA
-from coordatt_mm.checkpoint import CheckpointMismatchError, load_backbone_checkpoint
 from e2e_utils import tool
+from mmdet.models.backbones import MobileNetV2 as MMDetMobileNetV2
 from reference_mbv2 import random_state, released_forward, released_shapes
 
+from coordatt_mm import MobileNetV2CA
+from coordatt_mm.checkpoint import CheckpointMismatchError, load_checked
+
 REPO = Path(__file__).resolve().parents[1]
-# the released checkpoint's key list (from the project's shared reference), kept with the tests
+# the released checkpoint's key list and shapes, as published
 KEYS_TSV = REPO / 'tests' / 'data' / 'mbv2_ca_official_keys.tsv'
-SHARED_TSV = REPO.parent / 'shared' / 'reference' / 'mbv2_ca_official_keys.tsv'
 
 
 def pretrained(path, **kwargs):
@@ -33,8 +32,6 @@ def released(tmp_path_factory):
 
 
 def test_generator_reproduces_released_key_list():
-    if SHARED_TSV.exists():  # the copy is current
-        assert KEYS_TSV.read_text() == SHARED_TSV.read_text()
     rows = [line.split('\t') for line in KEYS_TSV.read_text().splitlines()[1:] if line]
     want = OrderedDict((k, eval(s)) for k, s in rows)
     assert released_shapes(1.0) == want
@@ -43,6 +40,8 @@ def test_generator_reproduces_released_key_list():
 @pytest.mark.parametrize('kwargs', [
     dict(),
     dict(strides=(1, 2, 2, 1, 1, 1, 1), dilations=(1, 1, 1, 2, 2, 4, 4)),
+    dict(strides=(1, 2, 2, 1, 1, 1, 1), dilations=(1, 1, 1, 2, 2, 4, 4),
+         dilation_mode='every_block'),
 ])
 def test_released_file_fills_every_tensor_and_matches_reference(released, kwargs):
     path, sd = released
@@ -84,18 +83,20 @@ def test_released_file_at_another_width(tmp_path):
     with pytest.raises(CheckpointMismatchError) as e:
         pretrained(tmp_path / 'w05.pth', widen_factor=1.0)
     msg = str(e.value)
-    assert 'w05.pth' in msg and 'features.0.0.weight: checkpoint (16, 3, 3, 3) vs model (32, 3, 3, 3)' in msg
+    assert 'w05.pth' in msg and ('features.0.0.weight: checkpoint (16, 3, 3, 3) '
+                                 'vs model (32, 3, 3, 3)') in msg
     assert '\n' not in msg
 
 
 def test_wrong_model_and_missing_attention_fail_loudly(tmp_path):
     torch.save({'conv1.weight': torch.zeros(64, 3, 7, 7), 'fc.weight': torch.zeros(10, 64)},
                tmp_path / 'resnet.pth')
-    with pytest.raises(CheckpointMismatchError, match=r'resnet\.pth: not a MobileNetV2'):
+    with pytest.raises(CheckpointMismatchError, match=r'resnet\.pth: none of its tensors fit'):
         pretrained(tmp_path / 'resnet.pth')
     # a plain MobileNetV2 classifier into the CA backbone: the CA tensors are missing
     torch.save(random_state(released_shapes(1.0, with_ca=False)), tmp_path / 'plain.pth')
-    with pytest.raises(CheckpointMismatchError, match=r'missing features\.2\.conv\.6\.conv1\.weight'):
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'missing features\.2\.conv\.6\.conv1\.weight'):
         pretrained(tmp_path / 'plain.pth')
     # ... and the CA file into a plain backbone: unexpected tensors
     torch.save(random_state(released_shapes(1.0)), tmp_path / 'ca.pth')
@@ -154,13 +155,19 @@ def test_mmdet_layout_loads_into_plain_backbone(tmp_path):
             torch.testing.assert_close(a, b)
 
 
-def test_backbone_without_final_conv_ignores_it(released, capsys):
-    m = pretrained(released[0], out_indices=(1, 2, 4, 6), with_final_conv=False)
+def test_backbone_builds_no_final_conv_for_mmseg_taps_and_lists_it_unused(released):
+    m = pretrained(released[0], out_indices=(1, 2, 4, 6))
     assert m.conv2 is None
-    ignored = load_backbone_checkpoint(m, str(released[0]))
-    assert set(ignored) == {'classifier.weight', 'classifier.bias', 'conv.0.weight',
-                            'conv.1.weight', 'conv.1.bias', 'conv.1.running_mean',
-                            'conv.1.running_var', 'conv.1.num_batches_tracked'}
+    report = load_checked(m, str(released[0]))
+    assert set(report.ignored) == {'classifier.weight', 'classifier.bias'}
+    assert set(report.unused) == {'conv.0.weight', 'conv.1.weight', 'conv.1.bias',
+                                  'conv.1.running_mean', 'conv.1.running_var',
+                                  'conv.1.num_batches_tracked'}
+    # stages after the last output are not built either: their tensors are unused as well
+    m = MobileNetV2CA(out_indices=(2,))
+    report = load_checked(m, str(released[0]))
+    assert {k.split('.')[1] for k in report.unused if k.startswith('features.')} == \
+        {str(i) for i in range(7, 18)}
 
 
 def test_convert_tool_roundtrip(tmp_path, released, capsys):
@@ -190,3 +197,24 @@ def test_convert_tool_roundtrip(tmp_path, released, capsys):
     (tmp_path / 'junk.pth').write_bytes(b'not a checkpoint')
     assert convert([str(tmp_path / 'junk.pth'), str(tmp_path / 'o.pth')]) == 1
     assert 'junk.pth' in capsys.readouterr().err and not (tmp_path / 'o.pth').exists()
+
+
+@pytest.mark.parametrize('attention', [None, dict(type='CoordAtt', reduction=32),
+                                       dict(type='SE', reduction=24),
+                                       dict(type='CBAM', reduction=16)])
+def test_convert_tool_recognises_the_attention_from_the_keys(tmp_path, capsys, attention):
+    torch.manual_seed(0)
+    src = MobileNetV2CA(widen_factor=0.75, attention=attention, out_indices=(7,))
+    # a trained detector's checkpoint: the backbone under 'backbone.', a head beside it
+    sd = {f'backbone.{k}': v for k, v in src.state_dict().items()}
+    sd['bbox_head.cls.weight'] = torch.zeros(2)
+    torch.save(dict(state_dict=sd, meta={}), tmp_path / 'det.pth')
+    assert tool('tools/convert_official_ckpt.py')([str(tmp_path / 'det.pth'),
+                                                  str(tmp_path / 'out.pth')]) == 0
+    out = torch.load(tmp_path / 'out.pth')
+    assert out['meta']['attention'] == attention and out['meta']['widen_factor'] == 0.75
+    dst = MobileNetV2CA(widen_factor=0.75, attention=attention, out_indices=(7,),
+                        init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'out.pth')))
+    dst.init_weights()
+    for (ka, va), (kb, vb) in zip(src.state_dict().items(), dst.state_dict().items()):
+        assert ka == kb and va.equal(vb)

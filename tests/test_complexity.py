@@ -1,8 +1,7 @@
 import torch
+from reference_mbv2 import STAGES, divisible8
 
 from coordatt_mm.analysis import classifier_equivalent, count_madds, count_params
-from e2e_utils import tool
-from reference_mbv2 import STAGES, divisible8
 
 
 def hand_madds_mbv2(size=224, with_ca=True):
@@ -43,7 +42,7 @@ def test_mobilenetv2_ca_complexity_matches_hand_count():
 
 
 def test_benchmark_judges_targets_from_measured_ratios():
-    target_status = tool('tools/analysis/benchmark.py', 'target_status')
+    from coordatt_mm.analysis.benchmark import target_status
     lines = target_status({('CA layer (16 shapes)', 'CoordAtt (ours)'): 0.70,       # 1.43x faster
                            ('backbone, 320²', 'MobileNetV2 + CA (ours)'): 1.12,     # > 1.10
                            ('SSDLite320, 320²', 'SSDLite-MobileNetV2 + CA (ours)'): 1.05,

@@ -1,28 +1,18 @@
-"""Every shipped config loads, builds (no network: pretrained weights overridden) and runs a
-forward/backward pass on a dummy batch; parameter counts against the paper."""
+"""Every shipped config loads, builds (offline) and trains under its own DDP wrapper's rule:
+one loss + backward gives every trainable parameter a gradient (mmengine's DDP runs with
+``find_unused_parameters=False`` and would stop at the second iteration otherwise); then it
+predicts. Parameter counts against the paper and mmdet's recipe."""
 from pathlib import Path
 
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.model import revert_sync_batchnorm
-from mmengine.registry import init_default_scope
+
+from coordatt_mm.apis.build import build_model
 
 REPO = Path(__file__).resolve().parents[1]
-DET = sorted((REPO / 'configs/ssdlite').glob('*.py'))
-SEG = sorted((REPO / 'configs/deeplabv3').glob('*.py'))
-DEMO = sorted((REPO / 'configs/demo').glob('*.py'))
-
-
-def build(path, pad_size=None):
-    cfg = Config.fromfile(str(path))
-    init_default_scope(cfg.default_scope)
-    cfg.model.backbone.init_cfg = None  # tests never touch the network
-    if pad_size is not None:  # the recipe pads to its crop (up to 512x1024): slow, not tested here
-        cfg.model.data_preprocessor.size = pad_size
-    from importlib import import_module
-    reg = import_module(f'{cfg.default_scope}.registry').MODELS
-    return cfg, revert_sync_batchnorm(reg.build(cfg.model))
+CONFIGS = sorted(p for p in (REPO / 'configs').rglob('*.py') if '_base_' not in p.parts)
+SEG_SIZE = (128, 128)
 
 
 def n_params(m):
@@ -39,11 +29,11 @@ def det_batch(num_classes, size=320, n=2):
         s.gt_instances = InstanceData(bboxes=torch.tensor([[20., 30., 150., 200.]]),
                                       labels=torch.tensor([i % num_classes]))
         samples.append(s)
-    return dict(inputs=[torch.randint(0, 255, (3, size, size), dtype=torch.uint8) for _ in range(n)],
-                data_samples=samples)
+    images = [torch.randint(0, 255, (3, size, size), dtype=torch.uint8) for _ in range(n)]
+    return dict(inputs=images, data_samples=samples)
 
 
-def seg_batch(num_classes, size=(128, 128), n=2):
+def seg_batch(num_classes, size=SEG_SIZE, n=2):
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
     samples = []
@@ -55,51 +45,55 @@ def seg_batch(num_classes, size=(128, 128), n=2):
                 data_samples=samples)
 
 
-def train_step(model, batch):
+def build(path):
+    cfg = Config.fromfile(str(path))
+    if cfg.default_scope == 'mmseg':  # the recipes pad to their crop (up to 512x1024): slow
+        cfg.model.data_preprocessor.size = SEG_SIZE
+    return build_model(cfg)
+
+
+def batch_for(cfg, model):
+    if cfg.default_scope == 'mmdet':
+        size = 320 if 'ssdlite' in cfg.filename else 128
+        return det_batch(model.bbox_head.num_classes, size)
+    return seg_batch(model.decode_head.num_classes)
+
+
+def loss_step(model, batch):
+    """One training forward + backward; the trainable parameters no gradient reached."""
     model.train()
-    data = model.data_preprocessor(batch, True)
-    losses = model(**data, mode='loss')
+    losses = model(**model.data_preprocessor(batch, True), mode='loss')
     loss = sum(v for k, v in losses.items() if 'loss' in k
                for v in (v if isinstance(v, list) else [v]))
-    loss.backward()
     assert torch.isfinite(loss)
-    unused = [n for n, p in model.backbone.named_parameters() if p.requires_grad and p.grad is None]
-    # MobileNeXt's SSDLite tap on the last block is after its expanding 1x1, so that block's
-    # final depthwise conv (and only it) feeds nothing; everything else gets a gradient
-    dw2 = [n for n, _ in model.backbone.named_modules() if n.endswith('.dw2')]
-    assert all(dw2 and n.startswith(dw2[-1] + '.') for n in unused), unused
-    return losses
+    loss.backward()
+    return [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
 
 
-@pytest.mark.parametrize('path', DET + [p for p in DEMO if 'ssdlite' in p.name], ids=lambda p: p.name)
-def test_detection_config_trains_and_predicts(path):
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.name)
+def test_config_trains_every_parameter_and_predicts(path):
     cfg, model = build(path)
-    assert cfg.default_scope == 'mmdet'
-    n_cls = cfg.model.bbox_head.num_classes
-    assert n_cls == (20 if 'voc' in path.name else 80)
-    plain = '_mobilenetv2_' in path.name or '_mobilenext_' in path.name
-    assert (cfg.model.backbone.get('attention', 'default') is None) == plain
-    train_step(model, det_batch(n_cls))
+    assert cfg.runner_type == 'CPUDistributedRunner' and 'coordatt_mm' in cfg.custom_imports.imports
+    assert {'DatasetCheckHook', 'RNGStateHook'} <= {h['type'] for h in cfg.custom_hooks}
+    batch = batch_for(cfg, model)
+    assert loss_step(model, batch) == []
     model.eval()
     with torch.no_grad():
-        out = model.test_step(det_batch(n_cls))
-    assert out[0].pred_instances.bboxes.shape[-1] == 4
+        out = model.test_step(batch)
+    if cfg.default_scope == 'mmdet':
+        assert out[0].pred_instances.bboxes.shape[-1] == 4
+    else:
+        assert out[0].pred_sem_seg.data.shape == (1, *SEG_SIZE)
 
 
-@pytest.mark.parametrize('path', SEG + [p for p in DEMO if 'deeplabv3' in p.name], ids=lambda p: p.name)
-def test_segmentation_config_trains_and_predicts_at_its_stride(path):
-    cfg, model = build(path, pad_size=(128, 128))
-    assert cfg.default_scope == 'mmseg'
+@pytest.mark.parametrize('path', [p for p in CONFIGS if 'mobilenetv2' in p.name and
+                                  'deeplabv3' in p.name], ids=lambda p: p.name)
+def test_segmentation_config_output_stride_and_classes(path):
+    cfg, model = build(path)
     os_ = 16 if '-d16' in path.name else 8
-    feats = model.backbone.eval()(torch.randn(1, 3, 128, 128))
+    feats = model.backbone(torch.randn(1, 3, 128, 128))
     assert feats[-1].shape[-1] == 128 // os_
-    n_cls = cfg.model.decode_head.num_classes
-    assert n_cls == (21 if 'voc' in path.name else 19)
-    train_step(model, seg_batch(n_cls))
-    model.eval()
-    with torch.no_grad():
-        out = model.test_step(seg_batch(n_cls))
-    assert out[0].pred_sem_seg.data.shape == (1, 128, 128)
+    assert model.decode_head.num_classes == (21 if 'voc' in path.name else 19)
 
 
 def test_ssdlite_param_counts(capsys):
@@ -107,10 +101,9 @@ def test_ssdlite_param_counts(capsys):
     _, plain = build(REPO / 'configs/ssdlite/ssdlite_mobilenetv2_8xb24-600e_coco.py')
     # the baseline is exactly mmdet's SSDLite-MobileNetV2 (measured 4,228,788); CA adds its layers
     import mmdet
-    mm = Config.fromfile(str(Path(mmdet.__file__).parent /
-                             '.mim/configs/ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py'))
-    from mmdet.registry import MODELS
-    assert n_params(plain) == n_params(MODELS.build(mm.model))
+    _, mm = build_model(str(Path(mmdet.__file__).parent /
+                            '.mim/configs/ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py'))
+    assert n_params(plain) == n_params(mm)
     ca_layers = sum(n_params(m) for m in ca.backbone.modules() if type(m).__name__ == 'CoordAtt')
     assert n_params(ca) == n_params(plain) + ca_layers
     with capsys.disabled():
@@ -134,7 +127,13 @@ def test_deeplabv3_param_counts_within_10_percent_of_paper(name, paper):
     assert n == expect
 
 
-def test_deeplabv3_head_projects_with_1x1():
-    _, m = build(REPO / 'configs/deeplabv3/deeplabv3_mobilenetv2-ca-d8_4xb4-20k_voc12aug-512x512.py')
-    assert m.decode_head.bottleneck.conv.kernel_size == (1, 1)
-    assert m.decode_head.bottleneck.conv.in_channels == 5 * 256
+def test_paper_configs_dilate_every_block_mmseg_recipe_only_the_first():
+    _, paper = build(REPO / 'configs/deeplabv3/'
+                     'deeplabv3_mobilenetv2-ca-d8_4xb4-20k_voc12aug-512x512.py')
+    _, recipe = build(REPO / 'configs/deeplabv3/'
+                      'deeplabv3_mobilenetv2-ca-d8-mmsegrecipe_4xb2-80k_cityscapes-512x1024.py')
+    assert paper.backbone.layer6[2].depthwise.conv.dilation == (4, 4)
+    assert recipe.backbone.layer6[0].depthwise.conv.dilation == (4, 4)
+    assert recipe.backbone.layer6[2].depthwise.conv.dilation == (1, 1)
+    assert paper.decode_head.bottleneck.conv.kernel_size == (1, 1)
+    assert paper.decode_head.bottleneck.conv.in_channels == 5 * 256

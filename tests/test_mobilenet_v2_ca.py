@@ -64,7 +64,8 @@ STAGES = ['conv1'] + [f'layer{i}' for i in range(1, 8)] + ['conv2']
 def test_frozen_stages_and_norm_eval_as_mmdet(frozen, norm_eval):
     ours = MobileNetV2CA(attention=None, frozen_stages=frozen, norm_eval=norm_eval)
     ref = MMDetMobileNetV2(frozen_stages=frozen, norm_eval=norm_eval)
-    ours.train(); ref.train()
+    ours.train()
+    ref.train()
     got, want = _stage_state(ours, STAGES), _stage_state(ref, STAGES)
     if frozen >= 0 and not norm_eval:
         # deliberate difference: mmdet freezes the stem's parameters but leaves its BN

@@ -5,11 +5,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from reference_mnext import authors_forward, random_authors_state, stage_outputs, with_module_prefix
 
 from coordatt_mm import CBAM, CoordAtt, MobileNetV2CA, MobileNeXtCA, SqueezeExcitation
-from coordatt_mm.checkpoint import CheckpointMismatchError
-from reference_mbv2 import random_state
-from reference_mnext import mobilenext_shapes
+from coordatt_mm.checkpoint import CheckpointMismatchError, load_checked
 
 REPO = Path(__file__).resolve().parents[1]
 HEAD = 1280 * 1000 + 1000
@@ -53,39 +52,72 @@ def test_mobilenext_frozen_stages_and_norm_eval():
     assert not any(b.training for b in m.modules() if isinstance(b, torch.nn.BatchNorm2d))
 
 
-def test_authors_mobilenext_checkpoint_loads_completely(tmp_path):
-    sd = random_state(mobilenext_shapes())
-    # the authors' training script saves more than weights
-    torch.save({'state_dict': sd, 'state_dict_ema': sd, 'epoch': 3}, tmp_path / 'mnext.pth')
-    m = MobileNeXtCA(attention=None, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'mnext.pth')))
+def _authors_file(tmp_path, sd, name='mnext.pth'):
+    # as their training script saves it: wrapped in state_dict (beside the EMA copy and the
+    # epoch), keys with DataParallel's module. prefix
+    path = tmp_path / name
+    torch.save({'state_dict': with_module_prefix(sd), 'state_dict_ema': sd, 'epoch': 3}, path)
+    return str(path)
+
+
+def test_authors_layout_loads_and_computes_their_function(tmp_path):
+    sd = random_authors_state()
+    ckpt = _authors_file(tmp_path, sd)
+    m = MobileNeXtCA(attention=None, out_indices=tuple(range(8)),
+                     init_cfg=dict(type='Pretrained', checkpoint=ckpt))
     m.init_weights()
-    assert m.layer1[0].dw1.conv.weight.equal(sd['features.1.conv.0.0.weight'])
-    # a stride-2 transition: reduce (.0/.1), expand (.2.0/.2.1), depthwise (.3/.4)
-    assert m.layer3[0].dw2.bn.running_var.equal(sd['features.3.conv.4.running_var'])
-    assert m.layer8[0].dw2.conv.weight.equal(sd['features.20.conv.4.weight'])
+    m.eval()
+    # every tensor of the file but the classifier has its place
     n_file = sum(v.numel() for k, v in sd.items() if not k.startswith('classifier'))
     assert sum(v.numel() for v in m.state_dict().values()) == n_file
+    x = torch.randn(2, 3, 96, 128)
+    with torch.no_grad():
+        outs, ref = m(x), stage_outputs(authors_forward(sd, x))
+    assert len(outs) == 8
+    for o, r in zip(outs, ref):
+        torch.testing.assert_close(o, r, atol=1e-5, rtol=1e-5)
+
+
+def test_authors_layout_into_ssdlite_taps_lists_the_unbuilt_layers(tmp_path, caplog):
+    sd = random_authors_state(seed=1)
+    ckpt = _authors_file(tmp_path, sd)
+    m = MobileNeXtCA(attention=None, out_indices=(), expand_taps=(13, 20),
+                     init_cfg=dict(type='Pretrained', checkpoint=ckpt))
+    report = load_checked(m, ckpt)
+    # block 20 stops after its expanding 1x1: its last depthwise conv and BN are unused
+    assert sorted(report.unused) == sorted(k for k in sd if k.startswith(('features.20.conv.8.',
+                                                                        'features.20.conv.9.')))
+    x = torch.randn(1, 3, 128, 128)
+    with torch.no_grad():
+        outs, ref = m.eval()(x), authors_forward(sd, x, taps=(13, 20))[-2:]
+    for o, r in zip(outs, ref):
+        torch.testing.assert_close(o, r, atol=1e-5, rtol=1e-5)
     # the CA variant needs its attention tensors: loud failure, unless explicitly started fresh
-    ca = MobileNeXtCA(init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'mnext.pth')))
+    ca = MobileNeXtCA(init_cfg=dict(type='Pretrained', checkpoint=ckpt))
     with pytest.raises(CheckpointMismatchError, match=r'mnext\.pth.*missing'):
         ca.init_weights()
-    ca = MobileNeXtCA(init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'mnext.pth'),
+    ca = MobileNeXtCA(init_cfg=dict(type='Pretrained', checkpoint=ckpt,
                                     allow_missing=['attention']))
     ca.init_weights()
-    assert ca.layer8[0].dw2.conv.weight.equal(sd['features.20.conv.4.weight'])
+    assert ca.layer8[0].dw2.conv.weight.equal(sd['features.20.conv.8.weight'])
 
 
 def test_checkpoint_with_python_objects_needs_explicit_trust(tmp_path):
-    sd = random_state(mobilenext_shapes())
+    sd = random_authors_state()
     torch.save({'state_dict': sd, 'args': argparse.Namespace(lr=0.1)}, tmp_path / 'objs.pth')
-    m = MobileNeXtCA(attention=None, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'objs.pth')))
-    with pytest.raises(RuntimeError, match=r'objs\.pth: holds Python objects .*argparse\.Namespace.*--trust-pickle'):
+    m = MobileNeXtCA(attention=None,
+                     init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'objs.pth')))
+    with pytest.raises(RuntimeError,
+                       match=r'objs\.pth: holds Python objects '
+                             r'.*argparse\.Namespace.*--trust-pickle'):
         m.init_weights()
     tool = [sys.executable, str(REPO / 'tools/convert_official_ckpt.py')]
-    r = subprocess.run(tool + ['--trust-pickle', str(tmp_path / 'objs.pth'), str(tmp_path / 'ok.pth')],
+    r = subprocess.run(tool + ['--trust-pickle', str(tmp_path / 'objs.pth'),
+                               str(tmp_path / 'ok.pth')],
                        capture_output=True, text=True)
     assert r.returncode == 0 and 'MobileNeXtCA' in r.stdout, r.stderr[-1500:]
-    m = MobileNeXtCA(attention=None, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'ok.pth')))
+    m = MobileNeXtCA(attention=None,
+                     init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'ok.pth')))
     m.init_weights()
     assert m.stem.conv.weight.equal(sd['features.0.0.weight'])
 
@@ -100,7 +132,8 @@ def _cbam_params(c, r=24):
 
 
 @pytest.mark.parametrize('cfg,layer,count', [
-    (dict(type='CoordAtt'), CoordAtt, lambda c: (c * max(8, c // 32) + max(8, c // 32)) + 2 * max(8, c // 32)
+    (dict(type='CoordAtt'), CoordAtt,
+     lambda c: (c * max(8, c // 32) + max(8, c // 32)) + 2 * max(8, c // 32)
      + 2 * (max(8, c // 32) * c + c)),
     (dict(type='SE'), SqueezeExcitation, _se_params),
     (dict(type='CBAM'), CBAM, _cbam_params),
@@ -114,7 +147,8 @@ def test_attention_switch(backbone, cfg, layer, count):
     assert len(layers) == (16 if backbone is MobileNetV2CA else 15)
     # placed in the same slot of every block, costing exactly its own parameters
     assert all(n_params(m) == count(m.conv_h.out_channels if hasattr(m, 'conv_h') else
-                                     (m.fc2.out_channels if hasattr(m, 'fc2') else m.mlp[2].out_channels))
+                                     (m.fc2.out_channels if hasattr(m, 'fc2')
+                                      else m.mlp[2].out_channels))
                for m in layers)
     assert n_params(att) - n_params(plain) == sum(n_params(m) for m in layers)
     # same weights elsewhere: the attention changes the output but not its shape
@@ -143,13 +177,13 @@ def test_backbone_fast_inplace_eval_equals_the_training_form(backbone, memory_fo
     # blocks gate their own depthwise output in place; taps and residuals must not see it
     torch.manual_seed(4)
     m = backbone(out_indices=(2, 4, 7)).eval()
-    cas = [l for l in m.modules() if isinstance(l, CoordAtt)]
-    assert cas and all(l.inplace for l in cas)
+    cas = [mod for mod in m.modules() if isinstance(mod, CoordAtt)]
+    assert cas and all(ca.inplace for ca in cas)
     with torch.no_grad():  # non-trivial BN statistics, so the fold matters
-        for l in m.modules():
-            if isinstance(l, torch.nn.BatchNorm2d):
-                l.running_mean.normal_(0, 0.1)
-                l.running_var.uniform_(0.5, 1.5)
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.normal_(0, 0.1)
+                mod.running_var.uniform_(0.5, 1.5)
     m = m.to(memory_format=memory_format)
     x = torch.randn(1, 3, 96, 96).contiguous(memory_format=memory_format)
     slow = m(x)  # grad enabled: concat form, never in place

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from coordatt_mm.analysis import build_model_offline
+from coordatt_mm.apis.build import build_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -17,15 +17,16 @@ REPO = Path(__file__).resolve().parents[1]
 ])
 def test_onnx_round_trip(tmp_path, config, shape):
     torch.manual_seed(0)
-    _, model = build_model_offline(str(REPO / config))
+    _, model = build_model(str(REPO / config))
     # non-trivial BN statistics so the folded CA path is exercised
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.normal_(0, 0.1), m.running_var.uniform_(0.5, 1.5)
     torch.save(dict(state_dict=model.state_dict()), tmp_path / 'model.pth')
     out = tmp_path / 'model.onnx'
-    r = subprocess.run([sys.executable, str(REPO / 'tools/deploy/export_onnx.py'), str(REPO / config),
-                        str(tmp_path / 'model.pth'), str(out), '--shape', *map(str, shape)],
+    r = subprocess.run([sys.executable, str(REPO / 'tools/deploy/export_onnx.py'),
+                        str(REPO / config), str(tmp_path / 'model.pth'), str(out),
+                        '--shape', *map(str, shape)],
                        capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-500:] + r.stderr[-2000:]
     assert out.exists() and 'max |torch - onnxruntime|' in r.stdout
@@ -35,7 +36,8 @@ def test_onnx_round_trip(tmp_path, config, shape):
     graph = onnx.load(str(out)).graph
     outputs = [o.name for o in graph.output]
     if 'ssdlite' in config:
-        assert outputs == [f'cls_score_{i}' for i in range(6)] + [f'bbox_pred_{i}' for i in range(6)]
+        assert outputs == ([f'cls_score_{i}' for i in range(6)]
+                           + [f'bbox_pred_{i}' for i in range(6)])
     else:
         assert outputs == ['logits']
         dims = [d.dim_value for d in graph.output[0].type.tensor_type.shape.dim]

@@ -37,7 +37,8 @@ def test_builds_from_both_scopes_via_custom_imports(tmp_path, scope, extra, expe
     '''))
     r = subprocess.run([sys.executable, '-c', BUILD, str(cfg)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.strip().endswith(f'coordatt_mm.backbones.mobilenet_v2_ca MobileNetV2CA {expect}')
+    assert r.stdout.strip().endswith(
+        f'coordatt_mm.backbones.mobilenet_v2_ca MobileNetV2CA {expect}')
 
 
 TOY_TRAIN = textwrap.dedent('''
@@ -90,9 +91,10 @@ class _Sneaky:
 
 
 def test_allow_list_still_refuses_arbitrary_globals(tmp_path):
-    import coordatt_mm  # noqa: F401
     import numpy as np
     from mmengine.logging import HistoryBuffer
+
+    import coordatt_mm  # noqa: F401
     for target, name in [(np.ndarray, 'tofile'), (HistoryBuffer, '__init__')]:
         torch.save({'w': torch.zeros(1), 'x': _Sneaky(target, name)}, tmp_path / 'sneaky.pth')
         with pytest.raises(Exception, match='only HistoryBuffer methods are allowed'):

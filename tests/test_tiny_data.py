@@ -18,7 +18,8 @@ def test_coco_ground_truth_as_predictions_scores_map_1(tiny_data):
                      data_prefix=dict(img='val2017/'), pipeline=[], test_mode=True)
     raw = json.loads(ann.read_text())
     assert len(ds) == len(raw['images']) == 16 and len(raw['categories']) == 80
-    assert {c['name'] for c in raw['categories'] if c['id'] in (1, 3, 17)} == {'person', 'car', 'cat'}
+    assert {c['name'] for c in raw['categories']
+            if c['id'] in (1, 3, 17)} == {'person', 'car', 'cat'}
     metric = CocoMetric(ann_file=str(ann), metric='bbox')
     metric.dataset_meta = ds.metainfo
     n_inst = 0
@@ -42,7 +43,8 @@ def test_coco_ground_truth_as_predictions_scores_map_1(tiny_data):
 def test_voc_detection_dataset_and_metric(tiny_data):
     from mmdet.datasets import VOCDataset
     from mmdet.evaluation import VOCMetric
-    ds = VOCDataset(data_root=str(tiny_data / 'VOCdevkit'), ann_file='VOC2007/ImageSets/Main/test.txt',
+    ds = VOCDataset(data_root=str(tiny_data / 'VOCdevkit'),
+                    ann_file='VOC2007/ImageSets/Main/test.txt',
                     data_prefix=dict(sub_data_root='VOC2007/'), pipeline=[], test_mode=True)
     assert len(ds) == 16
     metric = VOCMetric(metric='mAP', eval_mode='11points')
@@ -54,7 +56,8 @@ def test_voc_detection_dataset_and_metric(tiny_data):
         labels = torch.tensor([g['bbox_label'] for g in gt])
         assert all(g['ignore_flag'] == 0 for g in gt)
         metric.process({}, [dict(gt_instances=dict(bboxes=boxes, labels=labels),
-                                 ignored_instances=dict(bboxes=torch.zeros(0, 4), labels=torch.zeros(0)),
+                                 ignored_instances=dict(bboxes=torch.zeros(0, 4),
+                                                        labels=torch.zeros(0)),
                                  ori_shape=(info['height'], info['width']),
                                  pred_instances=dict(bboxes=boxes, scores=torch.ones(len(labels)),
                                                      labels=labels))])
@@ -70,17 +73,20 @@ def test_segmentation_datasets_and_perfect_miou(tiny_data, kind):
     from mmseg.evaluation import IoUMetric
     if kind == 'voc':
         root = tiny_data / 'VOCdevkit/VOC2012'
-        lists = {s: (root / f'ImageSets/Segmentation/{s}.txt').read_text().split() for s in ('train', 'aug', 'val')}
+        lists = {s: (root / f'ImageSets/Segmentation/{s}.txt').read_text().split()
+                 for s in ('train', 'aug', 'val')}
         assert [len(v) for v in lists.values()] == [24, 24, 12]
         assert not set(lists['val']) & (set(lists['train']) | set(lists['aug']))
         assert Image.open(root / 'SegmentationClass' / f"{lists['val'][0]}.png").mode == 'P'
         assert (root / 'SegmentationClassAug' / f"{lists['aug'][0]}.png").exists()
         ds = PascalVOCDataset(data_root=str(root), ann_file='ImageSets/Segmentation/val.txt',
-                              data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'),
+                              data_prefix=dict(img_path='JPEGImages',
+                                               seg_map_path='SegmentationClass'),
                               pipeline=[dict(type='mmseg.LoadAnnotations')], test_mode=True)
     else:
         ds = CityscapesDataset(data_root=str(tiny_data / 'cityscapes'),
-                               data_prefix=dict(img_path='leftImg8bit/val', seg_map_path='gtFine/val'),
+                               data_prefix=dict(img_path='leftImg8bit/val',
+                                                seg_map_path='gtFine/val'),
                                pipeline=[dict(type='mmseg.LoadAnnotations')], test_mode=True)
         assert len(ds) == 8
     metric = IoUMetric(iou_metrics=['mIoU'])
@@ -92,7 +98,8 @@ def test_segmentation_datasets_and_perfect_miou(tiny_data, kind):
         seen |= set(gt.unique().tolist()) - {255}
         pred = gt.clone()
         pred[pred == 255] = 0
-        metric.process({}, [dict(pred_sem_seg=dict(data=pred[None]), gt_sem_seg=dict(data=gt[None]))])
+        metric.process({}, [dict(pred_sem_seg=dict(data=pred[None]),
+                                 gt_sem_seg=dict(data=gt[None]))])
     res = metric.compute_metrics(metric.results)
     assert res['mIoU'] == pytest.approx(100.0)
     assert seen == ({0, 8, 7, 15} if kind == 'voc' else {0, 2, 10, 13})

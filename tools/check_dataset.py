@@ -14,13 +14,14 @@ import sys
 from mmengine.config import Config
 
 import coordatt_mm  # noqa: F401
-from coordatt_mm.data_check import build_split, check_dataset
+from coordatt_mm.datasets.check import build_split, check_dataset, task_of
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('config')
-    ap.add_argument('--split', nargs='+', default=['train', 'val'], choices=['train', 'val', 'test'])
+    ap.add_argument('--split', nargs='+', default=['train', 'val'],
+                    choices=['train', 'val', 'test'])
     ap.add_argument('--no-decode', action='store_true',
                     help='only open image headers (faster; misses truncated files)')
     args = ap.parse_args(argv)
@@ -29,10 +30,10 @@ def main(argv=None) -> int:
     except Exception as e:
         print(f'error: {args.config}: cannot read config ({e})', file=sys.stderr)
         return 2
-    task = 'det' if cfg.default_scope == 'mmdet' else 'seg'
     total = 0
     for split in args.split:
-        n, problems = check_dataset(build_split(cfg, split), task, decode=not args.no_decode)
+        n, problems = check_dataset(build_split(cfg, split), task_of(cfg),
+                                    level='header' if args.no_decode else 'decode')
         for p in problems:
             print(f'{split}: {p}')
         print(f'{split}: {n} samples checked, {len(problems)} problems')

@@ -3,9 +3,9 @@
 # mmdet's recipe (MobileNetV2 from scratch, 21.3 AP) with the CA backbone initialised from the
 # authors' released ImageNet classifier, and BN synchronised across GPUs as the authors require
 # (mmengine reverts SyncBN to BN when training on one process).
-_base_ = 'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py'
-
-custom_imports = dict(imports=['coordatt_mm'], allow_failed_imports=False)
+_base_ = [
+    'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py', '../_base_/coordatt_runtime.py'
+]
 
 norm_cfg = dict(type='SyncBN', eps=0.001, momentum=0.03)
 model = dict(
@@ -24,17 +24,4 @@ model = dict(
 
 # SSDLite's last neck level is 1x1: a last batch of one image breaks BatchNorm in training.
 train_dataloader = dict(drop_last=True)
-
-# mmdet's hooks, plus (coordatt_mm) a start-up check that every training image exists and the
-# random states saved in checkpoints for exact resume
-custom_hooks = [
-    dict(type='NumClassCheckHook'),
-    dict(type='CheckInvalidLossHook', interval=50, priority='VERY_LOW'),
-    dict(type='DatasetCheckHook'),
-    dict(type='RNGStateHook')
-]
-# DDP on the module's own device: also valid for CPU processes (gloo), where mmengine's default
-# device_ids=[local_rank] is refused by torch
-model_wrapper_cfg = dict(
-    type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
-    find_unused_parameters=False)
+custom_hooks = _base_.custom_hooks + _base_.coordatt_hooks

@@ -20,8 +20,9 @@ import os
 import os.path as osp
 import sys
 import time
-from collections import Counter, defaultdict
-from typing import Dict, List, Optional
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -29,6 +30,7 @@ from PIL import Image, ImageDraw
 from coordatt_mm.apis.images import ImageReadError, iter_images, list_inputs
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_NOTHING = 0, 1, 2
+OUTPUT_SUFFIXES = {'det': ('.json', '.jpg'), 'seg': ('.png', '_overlay.jpg')}
 
 
 def output_stems(base: str, paths: List[str]) -> Dict[str, str]:
@@ -47,37 +49,93 @@ def output_stems(base: str, paths: List[str]) -> Dict[str, str]:
     return out
 
 
+def upsample_argmax(logits, size: Tuple[int, int], align_corners: bool = False,
+                    strip_elements: int = 2 ** 24) -> np.ndarray:
+    """Labels at ``size`` of (C, h, w) logits: bilinear upsampling then argmax, as mmseg's
+    post-processing computes it, but a strip of rows at a time (about ``strip_elements``
+    floats each), so memory stays bounded instead of C x H x W floats (3.6 GB for 19 classes
+    at 8000x6000).
+
+    Rows follow PyTorch's bilinear source-index rule; each strip's width interpolation is
+    ``F.interpolate`` itself on the source rows the strip reads, and the strip is laid out
+    channels-last so that blending rows and the argmax run along contiguous memory.
+    """
+    import torch
+    import torch.nn.functional as F
+    c, h, w = logits.shape
+    out_h, out_w = size
+    dst = torch.arange(out_h, dtype=torch.float32)
+    if align_corners:
+        scale = torch.tensor((h - 1) / (out_h - 1) if out_h > 1 else 0.0, dtype=torch.float32)
+        src = dst * scale
+    else:
+        scale = torch.tensor(h, dtype=torch.float32) / out_h
+        src = ((dst + 0.5) * scale - 0.5).clamp_(min=0)
+    top = src.long().clamp_(max=h - 1)
+    bottom = (top + 1).clamp_(max=h - 1)
+    lam = (src - top).view(-1, 1, 1)
+    labels = np.empty((out_h, out_w), np.uint8 if c <= 256 else np.int32)
+    rows = max(1, strip_elements // (c * out_w))
+    for y0 in range(0, out_h, rows):
+        y1 = min(y0 + rows, out_h)
+        r0, r1 = int(top[y0]), int(bottom[y1 - 1]) + 1
+        wide = F.interpolate(logits[None, :, r0:r1], size=(r1 - r0, out_w), mode='bilinear',
+                             align_corners=align_corners)[0].permute(1, 2, 0).contiguous()
+        strip = torch.lerp(wide[top[y0:y1] - r0], wide[bottom[y0:y1] - r0], lam[y0:y1])
+        labels[y0:y1] = strip.argmax(-1).numpy()
+    return labels
+
+
 class Predictor:
-    """A detector or segmentor built from a config; the config's ``default_scope`` decides."""
+    """A detector or segmentor built from a config; the config's ``default_scope`` decides.
+
+    Detection returns mmdet's ``DetDataSample`` per image; segmentation a label map
+    (uint8, original resolution) per image, computed with bounded memory.
+    """
 
     def __init__(self, config: str, checkpoint: str, device: str) -> None:
-        from mmengine.config import Config
-        from mmengine.model import revert_sync_batchnorm
-        import coordatt_mm  # noqa: F401  (registers modules, allows mmengine checkpoints)
-        cfg = Config.fromfile(config)
-        cfg.model.backbone.init_cfg = None  # weights come from the checkpoint
-        self.task = {'mmdet': 'det', 'mmseg': 'seg'}.get(cfg.get('default_scope'))
-        if self.task is None:
-            raise ValueError(f'{config}: default_scope must be mmdet or mmseg, '
-                             f'got {cfg.get("default_scope")!r}')
-        if self.task == 'det':
-            from mmdet.apis import init_detector
-            self.model = init_detector(cfg, checkpoint, device=device)
-        else:
-            from mmseg.apis import init_model
-            self.model = init_model(cfg, checkpoint, device=device)
-        self.model = revert_sync_batchnorm(self.model).eval()
-        meta = self.model.dataset_meta or {}
-        self.classes = list(meta.get('classes', []))
-        self.palette = meta.get('palette')
+        from coordatt_mm.apis.build import build_model, task_of
+        self.cfg, self.model = build_model(config, checkpoint, device)
+        self.task = task_of(self.cfg)
+        self.classes = list(self.model.dataset_meta.get('classes', []))
+        self.palette = self.model.dataset_meta.get('palette')
+        self._seg_pipeline = None
 
-    def __call__(self, images_rgb: List[np.ndarray]):
+    def __call__(self, images_rgb: List[np.ndarray]) -> list:
         bgr = [np.ascontiguousarray(im[..., ::-1]) for im in images_rgb]
         if self.task == 'det':
             from mmdet.apis import inference_detector
             return inference_detector(self.model, bgr)
-        from mmseg.apis import inference_model
-        return inference_model(self.model, bgr)
+        return self._segment(bgr)
+
+    def _segment(self, images_bgr: List[np.ndarray]) -> List[np.ndarray]:
+        import torch
+        if self._seg_pipeline is None:
+            from mmengine.dataset import Compose
+            steps = self.cfg.get('test_pipeline') or self.cfg.test_dataloader.dataset.pipeline
+            steps = [dict(s, type='LoadImageFromNDArray') if s['type'] == 'LoadImageFromFile'
+                     else s for s in steps if s['type'] != 'LoadAnnotations']
+            self._seg_pipeline = Compose(steps)
+        packed = [self._seg_pipeline(dict(img=im)) for im in images_bgr]
+        data = self.model.data_preprocessor(
+            dict(inputs=[p['inputs'] for p in packed],
+                 data_samples=[p['data_samples'] for p in packed]), False)
+        metas = [s.metainfo for s in data['data_samples']]
+        with torch.no_grad():
+            logits = self.model.inference(data['inputs'], metas).float().cpu()
+        align = self.model.decode_head.align_corners
+        return [upsample_argmax(_unpad_unflip(logits[i], m), m['ori_shape'], align)
+                for i, m in enumerate(metas)]
+
+
+def _unpad_unflip(logits, meta: dict):
+    """Undo the test pipeline's padding and flip, as mmseg's post-processing does."""
+    left, right, top, bottom = meta.get('img_padding_size', meta.get('padding_size', [0] * 4))
+    h, w = logits.shape[-2:]
+    logits = logits[:, top:h - bottom, left:w - right]
+    if meta.get('flip'):
+        logits = logits.flip(dims=(2,) if meta.get('flip_direction') == 'horizontal' else (1,))
+    return logits
 
 
 def _colour(i: int, palette) -> tuple:
@@ -87,13 +145,18 @@ def _colour(i: int, palette) -> tuple:
     return tuple(int(c) for c in rng.integers(0, 255, 3))
 
 
-def write_detection(pred, image: np.ndarray, stem: str, classes, palette, score_thr: float):
+def _names(labels, classes) -> List[str]:
+    return [classes[i] if i < len(classes) else str(i) for i in labels]
+
+
+def write_detection(pred, image: np.ndarray, stem: str, classes, palette,
+                    score_thr: float) -> List[str]:
     inst = pred.pred_instances
     keep = inst.scores >= score_thr
     boxes = inst.bboxes[keep].cpu().numpy().astype(float)
     scores = inst.scores[keep].cpu().numpy().astype(float)
     labels = inst.labels[keep].cpu().numpy().astype(int)
-    names = [classes[i] if i < len(classes) else str(i) for i in labels]
+    names = _names(labels, classes)
     h, w = image.shape[:2]
     record = dict(width=w, height=h, score_thr=score_thr,
                   boxes=[[round(v, 2) for v in b] for b in boxes.tolist()],
@@ -111,16 +174,17 @@ def write_detection(pred, image: np.ndarray, stem: str, classes, palette, score_
     return names
 
 
-def write_segmentation(pred, image: np.ndarray, stem: str, classes, palette):
-    mask = pred.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
-    pal = [c for i in range(256) for c in _colour(i, palette)]
-    png = Image.fromarray(mask, mode='L').convert('P')
-    png.putpalette(pal)
-    colour = np.asarray(pal, dtype=np.uint8).reshape(256, 3)[mask]
-    overlay = (0.5 * image + 0.5 * colour).astype(np.uint8)
+def write_segmentation(labels: np.ndarray, image: np.ndarray, stem: str, classes,
+                       palette) -> List[str]:
+    lut = np.asarray([_colour(i, palette) for i in range(256)], dtype=np.uint8)
+    png = Image.fromarray(labels.astype(np.uint8, copy=False), mode='L').convert('P')
+    png.putpalette(lut.ravel().tolist())
     _atomic_save(png, stem + '.png')
-    _atomic_save(Image.fromarray(overlay), stem + '_overlay.jpg', quality=90)
-    return [classes[i] if i < len(classes) else str(i) for i in np.unique(mask)]
+    del png
+    # uint8 blending in PIL: no float copy of a full-resolution image
+    overlay = Image.blend(Image.fromarray(image), Image.fromarray(lut[labels]), 0.5)
+    _atomic_save(overlay, stem + '_overlay.jpg', quality=90)
+    return _names(np.unique(labels), classes)
 
 
 def _atomic_save(img: Image.Image, path: str, **kw) -> None:
@@ -137,126 +201,151 @@ def _atomic_json(path: str, obj) -> None:
 
 
 class Progress:
+    """mmengine's progress bar on a terminal; a line every 50 images otherwise."""
+
     def __init__(self, total: int, quiet: bool) -> None:
         self.total, self.quiet, self.t0, self.n = total, quiet, time.time(), 0
-        self.tty = sys.stderr.isatty()
+        self.bar = None
+        if not quiet and total and sys.stderr.isatty():
+            from mmengine.utils import ProgressBar
+            self.bar = ProgressBar(total, file=sys.stderr)
 
-    def step(self, k: int = 1) -> None:
-        self.n += k
-        if self.quiet:
-            return
-        rate = self.n / max(time.time() - self.t0, 1e-9)
-        if self.tty:
-            bar = '#' * int(30 * self.n / max(self.total, 1))
-            print(f'\r[{bar:<30}] {self.n}/{self.total} {rate:.2f} img/s', end='',
-                  file=sys.stderr, flush=True)
-        elif self.n == self.total or self.n % 50 == 0:
+    def step(self) -> None:
+        self.n += 1
+        if self.bar is not None:
+            self.bar.update()
+        elif not self.quiet and (self.n == self.total or self.n % 50 == 0):
+            rate = self.n / max(time.time() - self.t0, 1e-9)
             print(f'{self.n}/{self.total} images, {rate:.2f} img/s', file=sys.stderr)
 
     def close(self) -> None:
-        if self.tty and not self.quiet:
+        if self.bar is not None:
             print(file=sys.stderr)
+
+
+@dataclass
+class FolderRun:
+    """One ``coordatt-infer`` run: which images to do, what became of each."""
+    out_dir: str
+    stems: Dict[str, str]
+    score_thr: float = 0.3
+    quiet: bool = False
+    done: List[str] = field(default_factory=list)
+    kept: List[str] = field(default_factory=list)
+    failed: List[dict] = field(default_factory=list)
+    seen: Counter = field(default_factory=Counter)
+    model_seconds: float = 0.0
+
+    def todo(self, paths: List[str], task: str, overwrite: bool) -> List[str]:
+        """The images without outputs from an earlier run (all of them with ``overwrite``)."""
+        out = []
+        for p in paths:
+            outs = [osp.join(self.out_dir, self.stems[p] + s) for s in OUTPUT_SUFFIXES[task]]
+            (self.kept if not overwrite and all(map(osp.exists, outs)) else out).append(p)
+        if self.kept and not self.quiet:
+            print(f'{len(self.kept)} images already have outputs in {self.out_dir}; kept them '
+                  f'(--overwrite to redo)', file=sys.stderr)
+        return out
+
+    def fail(self, path: str, reason: str) -> None:
+        self.failed.append(dict(path=path, reason=reason))
+        print(f'error: {path}: {reason}', file=sys.stderr)
+
+    def predict(self, predictor: Predictor, batch: list) -> Iterator[tuple]:
+        """(path, image, prediction) per image of the batch; a failing batch is retried one
+        image at a time so that one bad image does not stop the others."""
+        t = time.time()
+        try:
+            preds = predictor([im for _, im in batch])
+        except Exception as e:
+            if len(batch) > 1:
+                for item in batch:
+                    yield from self.predict(predictor, [item])
+                return
+            self.fail(batch[0][0], f'inference failed ({type(e).__name__}: {e})')
+            return
+        self.model_seconds += time.time() - t
+        for (path, image), pred in zip(batch, preds):
+            yield path, image, pred
+
+    def write(self, predictor: Predictor, path: str, image: np.ndarray, pred) -> None:
+        stem = osp.join(self.out_dir, self.stems[path])
+        os.makedirs(osp.dirname(stem), exist_ok=True)
+        try:
+            if predictor.task == 'det':
+                names = write_detection(pred, image, stem, predictor.classes, predictor.palette,
+                                        self.score_thr)
+            else:
+                names = write_segmentation(pred, image, stem, predictor.classes,
+                                           predictor.palette)
+        except OSError as e:
+            self.fail(path, f'cannot write outputs ({e})')
+        else:
+            self.done.append(path)
+            self.seen.update(set(names))
+
+    def summary(self, seconds: float, **info) -> dict:
+        n = max(len(self.done), 1)
+        return dict(info, images_done=len(self.done), images_kept=len(self.kept),
+                    images_failed=self.failed, classes_seen=dict(sorted(self.seen.items())),
+                    seconds_per_image=round(seconds / n, 4),
+                    model_seconds_per_image=round(self.model_seconds / n, 4))
+
+
+def _batches(images: Iterator, size: int, run: FolderRun, progress: Progress) -> Iterator[list]:
+    """Readable images in batches of ``size``; unreadable ones are reported on the way."""
+    batch = []
+    for path, image in images:
+        if isinstance(image, ImageReadError):
+            run.fail(path, str(image))
+            progress.step()
+            continue
+        batch.append((path, image))
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _write_summary(out_dir: str, summary: dict, overwrite: bool) -> None:
+    path = osp.join(out_dir, 'summary.json')
+    if osp.exists(path) and not overwrite:  # keep the earlier run's report
+        stamp = time.strftime('%Y%m%d_%H%M%S', time.localtime(osp.getmtime(path)))
+        os.replace(path, osp.join(out_dir, f'summary_{stamp}.json'))
+    _atomic_json(path, summary)
 
 
 def run(config: str, checkpoint: str, inputs: str, out_dir: str, device: str = 'cpu',
         batch_size: int = 1, score_thr: float = 0.3, overwrite: bool = False,
         quiet: bool = False) -> int:
+    started = time.time()
     base, paths = list_inputs(inputs)
     os.makedirs(out_dir, exist_ok=True)
-    stems = output_stems(base, paths)
-    exts = None
-    failed, done, kept = [], [], []
-    seen = Counter()
-    started = time.time()
-    if not paths:
+    folder = FolderRun(out_dir, output_stems(base, paths), score_thr, quiet)
+    predictor = Predictor(config, checkpoint, device) if paths else None
+    if predictor is None:
         print(f'error: {inputs}: no image found', file=sys.stderr)
-        predictor = None
     else:
-        predictor = Predictor(config, checkpoint, device)
-        exts = ('.json', '.jpg') if predictor.task == 'det' else ('.png', '_overlay.jpg')
-    todo = []
-    for p in paths:
-        outs = [osp.join(out_dir, stems[p] + e) for e in exts]
-        if not overwrite and all(osp.exists(o) for o in outs):
-            kept.append(p)
-        else:
-            todo.append(p)
-    if kept and not quiet:
-        print(f'{len(kept)} images already have outputs in {out_dir}; kept them '
-              f'(--overwrite to redo)', file=sys.stderr)
-    progress = Progress(len(todo), quiet)
-    t_model = 0.0
-
-    def fail(path, reason):
-        failed.append(dict(path=path, reason=reason))
-        print(f'error: {path}: {reason}', file=sys.stderr)
-
-    def flush(batch):
-        nonlocal t_model
-        if not batch:
-            return
-        t = time.time()
-        try:
-            preds = predictor([im for _, im in batch])
-        except Exception as e:  # one bad batch must not stop the run: retry one by one
-            if len(batch) > 1:
-                for item in batch:
-                    flush([item])
-                return
-            fail(batch[0][0], f'inference failed ({type(e).__name__}: {e})')
-            progress.step()
-            return
-        t_model += time.time() - t
-        for (p, im), pred in zip(batch, preds):
-            stem = osp.join(out_dir, stems[p])
-            os.makedirs(osp.dirname(stem), exist_ok=True)
-            try:
-                if predictor.task == 'det':
-                    names = write_detection(pred, im, stem, predictor.classes,
-                                            predictor.palette, score_thr)
-                else:
-                    names = write_segmentation(pred, im, stem, predictor.classes,
-                                               predictor.palette)
-            except OSError as e:
-                fail(p, f'cannot write outputs ({e})')
-            else:
-                done.append(p)
-                seen.update(set(names))
-            progress.step()
-
-    batch = []
-    for path, image in iter_images(todo):
-        if isinstance(image, ImageReadError):
-            fail(path, str(image))
-            progress.step()
-            continue
-        batch.append((path, image))
-        if len(batch) >= batch_size:
-            flush(batch)
-            batch = []
-    flush(batch)
-    progress.close()
-
-    elapsed = time.time() - started
-    summary = dict(
-        config=config, checkpoint=checkpoint, input=inputs, out_dir=out_dir,
-        task=predictor.task if predictor else None, images_found=len(paths),
-        images_done=len(done), images_kept=len(kept), images_failed=failed,
-        classes_seen=dict(sorted(seen.items())),
-        seconds_per_image=round(elapsed / max(len(done), 1), 4),
-        model_seconds_per_image=round(t_model / max(len(done), 1), 4),
-        outputs={p: stems[p] for p in paths})
-    summary_path = osp.join(out_dir, 'summary.json')
-    if osp.exists(summary_path) and not overwrite:  # keep the earlier run's report
-        stamp = time.strftime('%Y%m%d_%H%M%S', time.localtime(osp.getmtime(summary_path)))
-        os.replace(summary_path, osp.join(out_dir, f'summary_{stamp}.json'))
-    _atomic_json(summary_path, summary)
+        todo = folder.todo(paths, predictor.task, overwrite)
+        progress = Progress(len(todo), quiet)
+        for batch in _batches(iter_images(todo), batch_size, folder, progress):
+            for path, image, pred in folder.predict(predictor, batch):
+                folder.write(predictor, path, image, pred)
+            for _ in batch:
+                progress.step()
+        progress.close()
+    summary = folder.summary(config=config, checkpoint=checkpoint, input=inputs,
+                             out_dir=out_dir, task=predictor.task if predictor else None,
+                             images_found=len(paths), outputs=folder.stems,
+                             seconds=time.time() - started)
+    _write_summary(out_dir, summary, overwrite)
     if not quiet:
-        print(f'{len(done)} done, {len(kept)} kept, {len(failed)} failed; '
+        print(f'{len(folder.done)} done, {len(folder.kept)} kept, {len(folder.failed)} failed; '
               f'outputs and summary.json in {out_dir}', file=sys.stderr)
-    if not paths or (not done and not kept):
+    if not folder.done and not folder.kept:
         return EXIT_NOTHING
-    return EXIT_SOME_FAILED if failed else EXIT_OK
+    return EXIT_SOME_FAILED if folder.failed else EXIT_OK
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -1,37 +1,67 @@
-"""What MobileNetV2CA and MobileNeXtCA share: stage freezing, norm_eval, checked pretrained loading."""
-from typing import Dict, List
+"""What MobileNetV2CA and MobileNeXtCA share: the peers' ``pretrained``/``init_cfg`` contract,
+stage freezing, ``norm_eval`` and the checkpoint layout tables the loader reads."""
+import warnings
+from typing import Dict, List, Optional
 
 import torch.nn as nn
 from mmengine.model import BaseModule
+from mmengine.model.weight_init import initialize
 from torch.nn.modules.batchnorm import _BatchNorm
+
+# mmdet's and mmseg's MobileNetV2 start from this when no checkpoint is given
+DEFAULT_INIT_CFG = [
+    dict(type='Kaiming', layer='Conv2d'),
+    dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm']),
+]
 
 
 class MobileBackbone(BaseModule):
     """Base of the mobile backbones with an attention slot.
 
-    Subclasses set ``self.frozen_stages``, ``self.norm_eval``, build ``self.stem`` or ``conv1``
-    and list their stages (stem first) in :meth:`stage_modules`; they describe how foreign
-    checkpoint layouts map onto them in :meth:`checkpoint_module_map`.
+    Subclasses set ``self.frozen_stages`` and ``self.norm_eval``, list their built stages
+    (stem first) in :meth:`stage_modules`, and describe the checkpoint layouts they read in
+    ``checkpoint_layouts`` (layout name -> a regex only that layout's keys match) and
+    :meth:`checkpoint_module_map`.
+
+    Args:
+        pretrained: deprecated, as in mmdet/mmseg: a path or URL becomes
+            ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)`` (with a warning).
+        init_cfg: ``None`` gives mmdet's/mmseg's MobileNetV2 initialisation (Kaiming for
+            convs, 1 for norms); ``Pretrained`` loads through the checked loader
+            (:mod:`coordatt_mm.checkpoint`), which accepts ``prefix`` and ``allow_missing``.
     """
 
     frozen_stages: int = -1
     norm_eval: bool = False
+    checkpoint_layouts: Dict[str, str] = {}
+
+    def __init__(self, pretrained: Optional[str] = None, init_cfg=None) -> None:
+        if init_cfg and pretrained:
+            raise AssertionError('init_cfg and pretrained cannot be set at the same time')
+        if isinstance(pretrained, str):
+            warnings.warn('DeprecationWarning: pretrained is deprecated, '
+                          'please use "init_cfg" instead')
+            init_cfg = dict(type='Pretrained', checkpoint=pretrained)
+        elif pretrained is not None:
+            raise TypeError(f'pretrained must be a str or None, got {type(pretrained).__name__}')
+        elif init_cfg is None:
+            init_cfg = [dict(c) for c in DEFAULT_INIT_CFG]
+        super().__init__(init_cfg)
 
     def stage_modules(self) -> List[nn.Module]:
-        """[stem, stage 1, stage 2, ...] in the order ``frozen_stages`` counts them."""
+        """[stem, stage 1, stage 2, ...] as built, in the order ``frozen_stages`` counts them."""
         raise NotImplementedError
 
     def checkpoint_module_map(self, layout: str) -> Dict[str, str]:
-        """Our module path -> the checkpoint's module path, for ``layout`` (see checkpoint.py)."""
+        """Our module path -> the checkpoint's, over the whole architecture (modules this
+        instance did not build included: their tensors are reported as unused)."""
         raise NotImplementedError
 
     def init_weights(self) -> None:
-        if self.init_cfg and self.init_cfg.get('type') == 'Pretrained':
-            # Checked, layout-aware loading instead of mmengine's silent partial load.
-            from coordatt_mm.checkpoint import load_backbone_checkpoint
-            load_backbone_checkpoint(self, self.init_cfg['checkpoint'],
-                                     prefix=self.init_cfg.get('prefix'),
-                                     allow_missing=self.init_cfg.get('allow_missing', ()))
+        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
+            # checked, layout-aware loading instead of mmengine's silent partial load; the
+            # initializer is registered by coordatt_mm.checkpoint
+            initialize(self, dict(self.init_cfg, type='CheckedPretrained'))
             self._is_init = True
         else:
             super().init_weights()
@@ -50,3 +80,9 @@ class MobileBackbone(BaseModule):
                 if isinstance(m, _BatchNorm):
                     m.eval()
         return self
+
+
+def conv_module_map(ours: str, theirs_conv: str, theirs_norm: str,
+                    norm_name: str) -> Dict[str, str]:
+    """The two entries of an mmcv ConvModule (conv, norm) in a module map."""
+    return {f'{ours}.conv': theirs_conv, f'{ours}.{norm_name}': theirs_norm}

@@ -1,43 +1,48 @@
 """MobileNetV2 with an attention slot (Coordinate Attention by default) for mmdet and mmseg.
 
 Architecture of the MobileNetV2 + CA classifier released with Hou, Zhou, Feng, "Coordinate
-Attention for Efficient Mobile Network Design" (CVPR 2021), minus its linear head.
+Attention for Efficient Mobile Network Design" (CVPR 2021), minus its linear head. With
+``attention=None`` it is mmdet's MobileNetV2 (``out_indices`` counted the same way) and, with
+mmseg's arguments, mmseg's.
 """
-import inspect
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmcv.cnn import ConvModule
+from mmdet.models.utils import make_divisible
 from mmengine.model import BaseModule
 
-from coordatt_mm.backbones.base import MobileBackbone
-from coordatt_mm.registry import ROOT_MODELS, register_model
-from coordatt_mm.utils import make_divisible
+from coordatt_mm.backbones.base import MobileBackbone, conv_module_map
+from coordatt_mm.layers import build_attention
+from coordatt_mm.registry import register_model
 
 DEFAULT_ATTENTION = dict(type='CoordAtt', reduction=32)
+DILATION_MODES = ('first_block', 'every_block')
 
-
-def build_attention(cfg: Optional[dict], channels: int,
-                    norm_cfg: Optional[dict] = None) -> Optional[nn.Module]:
-    """Build the attention layer named by ``cfg`` for ``channels`` channels (None: none).
-
-    The attention's norm follows the backbone's ``norm_cfg`` (e.g. SyncBN) unless ``cfg``
-    sets its own. Layers that can gate in place do so unless ``cfg`` says otherwise: the
-    blocks feed them a depthwise output nothing else reads.
-    """
-    if cfg is None:
-        return None
-    cfg = dict(cfg, channels=channels)
-    cls = ROOT_MODELS.get(cfg['type'])
-    if cls is None:
-        raise KeyError(f'attention type {cfg["type"]!r} is not registered (CoordAtt, SE, CBAM)')
-    if norm_cfg is not None and 'norm_cfg' in inspect.signature(cls).parameters:
-        cfg.setdefault('norm_cfg', norm_cfg)
-    if 'inplace' in inspect.signature(cls).parameters:
-        cfg.setdefault('inplace', True)
-    return ROOT_MODELS.build(cfg)
+# The released CoordAtt's submodules -> ours
+_RELEASED_CA = {'conv_reduce': 'conv1', 'norm': 'bn1', 'conv_h': 'conv2', 'conv_w': 'conv3'}
+# Per layout: stem, block prefix ({k}: 1-based block number, {i}/{j}: stage/index), the
+# (conv, norm) of each block part for expanding and for t=1 blocks, and the 1280 conv.
+_LAYOUTS = {
+    'released': dict(stem=('features.0.0', 'features.0.1'), block='features.{k}.conv',
+                     parts={'expand': ('0', '1'), 'depthwise': ('3', '4'), 'project': ('7', '8')},
+                     parts_t1={'depthwise': ('0', '1'), 'project': ('3', '4')},
+                     attention='6', head=('conv.0', 'conv.1')),
+    'mmcls': dict(stem=('conv1.conv', 'conv1.bn'), block='layer{i}.{j}.conv',
+                  parts={'expand': ('0.conv', '0.bn'), 'depthwise': ('1.conv', '1.bn'),
+                         'project': ('2.conv', '2.bn')},
+                  parts_t1={'depthwise': ('0.conv', '0.bn'), 'project': ('1.conv', '1.bn')},
+                  head=('conv2.conv', 'conv2.bn')),
+    'mmdet': dict(stem=('conv1.conv', 'conv1.bn'), block='layer{i}.{j}',
+                  parts={'expand': ('expand_conv.conv', 'expand_conv.bn'),
+                         'depthwise': ('depthwise_conv.conv', 'depthwise_conv.bn'),
+                         'project': ('linear_conv.conv', 'linear_conv.bn')},
+                  parts_t1={'depthwise': ('depthwise_conv.conv', 'depthwise_conv.bn'),
+                            'project': ('linear_conv.conv', 'linear_conv.bn')},
+                  head=('conv2.conv', 'conv2.bn')),
+}
 
 
 class InvertedResidualCA(BaseModule):
@@ -94,52 +99,80 @@ class InvertedResidualCA(BaseModule):
 class MobileNetV2CA(MobileBackbone):
     """MobileNetV2 backbone with Coordinate Attention, usable from mmdet and mmseg configs.
 
+    Only what the outputs use is built: the stages up to the last output, and the 1280 conv
+    when an output (index 7) or ``with_final_conv=True`` asks for it. So every parameter gets
+    a gradient and DDP with ``find_unused_parameters=False`` works for any ``out_indices``.
+
     Args:
         widen_factor: width multiplier; channels are rounded to multiples of 8.
+            Default: 1.0.
         out_indices: outputs to return, counted over [layer1 ... layer7, conv2 (1280)]
             as in mmdet's MobileNetV2: ``(4, 7)`` are SSDLite's taps (96 ch at stride 16,
             1280 ch at stride 32); ``(1, 2, 4, 6)`` are mmseg's DeepLabV3 taps.
+            Default: (1, 2, 4, 7).
         strides: stride of each of the 7 stages (mmseg's meaning).
-        dilations: dilation of each of the 7 stages; applied to every block of the stage.
+            Default: (1, 2, 2, 2, 1, 2, 1).
+        dilations: dilation of each of the 7 stages. Default: all 1.
+        dilation_mode: ``'first_block'`` dilates only the first block of a stage, as mmseg's
+            MobileNetV2 (its released DeepLabV3 weights expect this); ``'every_block'``
+            keeps the atrous rate for every block of the stage (DeepLab's output-stride
+            convention). Default: 'first_block'.
         attention: attention layer config inserted in each expanding block
-            (``None``: plain MobileNetV2, parameter-identical to mmdet's).
-        with_final_conv: build the final 1x1 conv to 1280 channels (index 7).
+            (``None``: plain MobileNetV2, parameter-identical to mmdet's and mmseg's).
+            Default: ``dict(type='CoordAtt', reduction=32)``.
+        with_final_conv: build the final 1x1 conv to 1280 channels (index 7) even when no
+            output uses it; ``False`` forbids index 7. Default: None (built when used).
         frozen_stages: freeze the stem (0) and layer1..layerN (N); -1 freezes nothing.
             As mmdet's, except that a frozen stem's BN also stops updating statistics.
-        norm_eval: keep norm layers in eval mode while training.
-        with_cp: gradient checkpointing per block (saves memory, costs time).
+            Default: -1.
+        conv_cfg, norm_cfg, act_cfg: of every conv (the attention's norm follows
+            ``norm_cfg``). Default: None, BN, ReLU6.
+        norm_eval: keep norm layers in eval mode while training. Default: False.
+        with_cp: gradient checkpointing per block (saves memory, costs time). Default: False.
+        pretrained: deprecated path of a checkpoint (see ``MobileBackbone``). Default: None.
         init_cfg: ``dict(type='Pretrained', checkpoint=...)`` accepts the authors' released
-            file, mmcls/mmpretrain MobileNetV2 checkpoints and our own converted files;
-            every backbone tensor must be filled (see :mod:`coordatt_mm.checkpoint`).
+            file, mmcls/mmpretrain/mmseg and mmdet MobileNetV2 checkpoints and our own; every
+            built tensor must be filled (see :mod:`coordatt_mm.checkpoint`). Default: None
+            (mmdet's/mmseg's Kaiming/Constant initialisation).
     """
 
     # expand ratio t, channels c, blocks n, stride s (the paper's Table)
     arch_settings = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
                      (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+    checkpoint_layouts = {
+        'released': r'^features\.\d+\.',
+        'mmcls': r'^layer\d+\.\d+\.conv\.\d+\.conv\.',
+        'mmdet': r'^layer\d+\.\d+\.depthwise_conv\.',
+    }
 
     def __init__(self,
                  widen_factor: float = 1.0,
                  out_indices: Sequence[int] = (1, 2, 4, 7),
                  strides: Sequence[int] = (1, 2, 2, 2, 1, 2, 1),
                  dilations: Sequence[int] = (1, 1, 1, 1, 1, 1, 1),
+                 dilation_mode: str = 'first_block',
                  attention: Optional[dict] = DEFAULT_ATTENTION,
-                 with_final_conv: bool = True,
+                 with_final_conv: Optional[bool] = None,
                  frozen_stages: int = -1,
                  conv_cfg: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN'),
                  act_cfg: dict = dict(type='ReLU6'),
                  norm_eval: bool = False,
                  with_cp: bool = False,
+                 pretrained: Optional[str] = None,
                  init_cfg=None) -> None:
-        super().__init__(init_cfg)
+        super().__init__(pretrained, init_cfg)
         n_stages = len(self.arch_settings)
         if len(strides) != n_stages or len(dilations) != n_stages:
             raise ValueError(f'strides and dilations need {n_stages} entries, got '
                              f'{tuple(strides)} and {tuple(dilations)}')
-        last = n_stages if with_final_conv else n_stages - 1
-        if not set(out_indices) <= set(range(last + 1)):
+        if dilation_mode not in DILATION_MODES:
+            raise ValueError(f'dilation_mode must be one of {DILATION_MODES}, '
+                             f'got {dilation_mode!r}')
+        last = n_stages - 1 if with_final_conv is False else n_stages
+        if not out_indices or not set(out_indices) <= set(range(last + 1)):
             raise ValueError(f'out_indices {tuple(out_indices)} must lie in 0..{last}'
-                             + ('' if with_final_conv else ' (with_final_conv=False)'))
+                             + (' (with_final_conv=False)' if with_final_conv is False else ''))
         if frozen_stages not in range(-1, n_stages + 1):
             raise ValueError(f'frozen_stages must be in -1..{n_stages}, got {frozen_stages}')
         self.widen_factor = widen_factor
@@ -150,28 +183,41 @@ class MobileNetV2CA(MobileBackbone):
         self.with_cp = with_cp
 
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
-        in_channels = make_divisible(32 * widen_factor, 8)
-        self.conv1 = ConvModule(3, in_channels, 3, stride=2, padding=1, **common)
+        self.in_channels = make_divisible(32 * widen_factor, 8)
+        self.conv1 = ConvModule(3, self.in_channels, 3, stride=2, padding=1, **common)
 
+        build_head = with_final_conv or (with_final_conv is None and n_stages in out_indices)
+        n_built = n_stages if build_head else max(out_indices) + 1
         self.layers = []
         for i, ((t, c, n, _), stride, dilation) in enumerate(
-                zip(self.arch_settings, strides, dilations)):
-            out_channels = make_divisible(c * widen_factor, 8)
-            blocks = []
-            for j in range(n):
-                blocks.append(InvertedResidualCA(
-                    in_channels, out_channels, stride if j == 0 else 1, t,
-                    dilation=dilation, attention=attention, with_cp=with_cp, **common))
-                in_channels = out_channels
-            self.add_module(f'layer{i + 1}', nn.Sequential(*blocks))
+                zip(self.arch_settings[:n_built], strides, dilations)):
+            layer = self.make_layer(make_divisible(c * widen_factor, 8), n, stride, dilation,
+                                    dilation_mode, t, attention, with_cp, common)
+            self.add_module(f'layer{i + 1}', layer)
             self.layers.append(f'layer{i + 1}')
 
         self.conv2 = None
-        if with_final_conv:
-            # the 1280 head conv only grows for width > 1 (as the released classifier)
-            out_channels = int(1280 * widen_factor) if widen_factor > 1.0 else 1280
-            self.conv2 = ConvModule(in_channels, out_channels, 1, **common)
+        if build_head:
+            self.conv2 = ConvModule(self.in_channels, self.head_channels(), 1, **common)
         self._freeze_stages()
+
+    def make_layer(self, out_channels: int, num_blocks: int, stride: int, dilation: int,
+                   dilation_mode: str, expand_ratio: int, attention: Optional[dict],
+                   with_cp: bool, common: dict) -> nn.Sequential:
+        """One stage: the first block carries the stride (and, in ``'first_block'`` mode,
+        the only dilation)."""
+        blocks = []
+        for j in range(num_blocks):
+            blocks.append(InvertedResidualCA(
+                self.in_channels, out_channels, stride if j == 0 else 1, expand_ratio,
+                dilation=dilation if j == 0 or dilation_mode == 'every_block' else 1,
+                attention=attention, with_cp=with_cp, **common))
+            self.in_channels = out_channels
+        return nn.Sequential(*blocks)
+
+    def head_channels(self) -> int:
+        # the 1280 head conv only grows for width > 1 (as the released classifier)
+        return int(1280 * self.widen_factor) if self.widen_factor > 1.0 else 1280
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         x = self.conv1(x)
@@ -186,6 +232,31 @@ class MobileNetV2CA(MobileBackbone):
     def stage_modules(self):
         return [self.conv1] + [getattr(self, name) for name in self.layers]
 
-    def checkpoint_module_map(self, layout: str):
-        from coordatt_mm.checkpoint import mobilenet_v2_module_map
-        return mobilenet_v2_module_map(self, layout)
+    def checkpoint_module_map(self, layout: str) -> Dict[str, str]:
+        """Over the whole architecture, blocks included; for ``'ours'`` the identity."""
+        norm = self.conv1.norm_name
+        ca = self.attention_cfg is not None and self.attention_cfg['type'] == 'CoordAtt'
+        if layout == 'ours':
+            table = dict(stem=('conv1.conv', f'conv1.{norm}'), block='layer{i}.{j}',
+                         parts={p: (f'{p}.conv', f'{p}.{norm}')
+                                for p in ('expand', 'depthwise', 'project')},
+                         head=('conv2.conv', f'conv2.{norm}'))
+            table['parts_t1'] = {p: table['parts'][p] for p in ('depthwise', 'project')}
+        else:
+            table = _LAYOUTS[layout]
+        m = conv_module_map('conv1', *table['stem'], norm)
+        k = 0
+        for i, (t, _, n, _) in enumerate(self.arch_settings):
+            for j in range(n):
+                k += 1
+                ours = f'layer{i + 1}.{j}'
+                theirs = table['block'].format(k=k, i=i + 1, j=j)
+                m[ours] = theirs  # whole block: its tensors are unused when not built
+                for part, (conv, bn) in table['parts' if t != 1 else 'parts_t1'].items():
+                    m.update(conv_module_map(f'{ours}.{part}', f'{theirs}.{conv}',
+                                             f'{theirs}.{bn}', norm))
+                if t != 1 and ca and 'attention' in table:
+                    m.update({f'{ours}.attention.{a}': f'{theirs}.{table["attention"]}.{b}'
+                              for a, b in _RELEASED_CA.items()})
+        m.update(conv_module_map('conv2', *table['head'], norm))
+        return m

@@ -2,18 +2,42 @@
 Design", ECCV 2020) with an attention slot, as used by the Coordinate Attention paper
 (Hou, Zhou, Feng, CVPR 2021) for its MobileNeXt + CA rows."""
 import math
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmcv.cnn import ConvModule
+from mmdet.models.utils import make_divisible
 from mmengine.model import BaseModule
 
-from coordatt_mm.backbones.base import MobileBackbone
-from coordatt_mm.backbones.mobilenet_v2_ca import build_attention
+from coordatt_mm.backbones.base import MobileBackbone, conv_module_map
+from coordatt_mm.layers import build_attention
 from coordatt_mm.registry import register_model
-from coordatt_mm.utils import make_divisible
+
+LAYOUTS = ('full', 'transition_s2', 'transition_s1')
+# The authors' checkpoints (mnext.py): each block's ``conv`` is one flat nn.Sequential of
+# Conv2d / BatchNorm2d / ReLU6, so a part's (conv, norm) are its positions in that list
+# (ReLU6 entries take a position and hold no weights).
+_AUTHORS_PARTS = {
+    'full': {'dw1': (0, 1), 'reduce': (3, 4), 'expand': (5, 6), 'dw2': (8, 9)},
+    'transition_s2': {'reduce': (0, 1), 'expand': (2, 3), 'dw2': (5, 6)},
+    'transition_s1': {'reduce': (0, 1), 'expand': (2, 3)},
+}
+
+
+class BlockSpec(NamedTuple):
+    """One sandglass block of the architecture (built or not)."""
+    number: int  # 1..20, the authors' ``features.N``
+    stage: int   # 0-based
+    index: int   # within the stage
+    in_channels: int
+    out_channels: int
+    hidden: int
+    stride: int
+    dilation: int
+    layout: str
+    residual: bool
 
 
 class SandGlassCA(BaseModule):
@@ -22,16 +46,20 @@ class SandGlassCA(BaseModule):
 
     ``layout`` is ``'full'`` (both depthwise convs), ``'transition_s2'`` (no first dw) or
     ``'transition_s1'`` (no depthwise conv); the attention follows the first depthwise conv,
-    so transition blocks have none.
+    so transition blocks have none. ``tap_only`` builds the block up to its expanding 1x1
+    conv (whose output is an SSDLite tap) when nothing reads the block's own output.
     """
 
     def __init__(self, in_channels: int, out_channels: int, hidden: int, stride: int,
                  layout: str, residual: bool, dilation: int = 1,
                  attention: Optional[dict] = None, conv_cfg=None,
                  norm_cfg: dict = dict(type='BN'), act_cfg: dict = dict(type='ReLU6'),
-                 with_cp: bool = False, init_cfg=None) -> None:
+                 with_cp: bool = False, tap_only: bool = False, init_cfg=None) -> None:
         super().__init__(init_cfg)
-        self.layout, self.use_res_connect, self.with_cp = layout, residual, with_cp
+        if layout not in LAYOUTS:
+            raise ValueError(f'layout must be one of {LAYOUTS}, got {layout!r}')
+        self.layout, self.with_cp = layout, with_cp
+        self.use_res_connect = residual and not tap_only
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg)
         self.dw1 = self.attention = self.dw2 = None
         if layout == 'full':
@@ -40,7 +68,7 @@ class SandGlassCA(BaseModule):
             self.attention = build_attention(attention, in_channels, norm_cfg)
         self.reduce = ConvModule(in_channels, hidden, 1, act_cfg=None, **common)
         self.expand = ConvModule(hidden, out_channels, 1, act_cfg=act_cfg, **common)
-        if layout != 'transition_s1':
+        if layout != 'transition_s1' and not tap_only:
             self.dw2 = ConvModule(out_channels, out_channels, 3, stride=stride, padding=dilation,
                                   dilation=dilation, groups=out_channels, act_cfg=None, **common)
 
@@ -68,24 +96,35 @@ class SandGlassCA(BaseModule):
 class MobileNeXtCA(MobileBackbone):
     """MobileNeXt backbone with Coordinate Attention (or SE/CBAM/none) for mmdet and mmseg.
 
+    Only what the outputs use is built: blocks after the last output or tap are left out,
+    and a block tapped after its expanding 1x1 (SSDLite's block 20) stops there.
+
     Args:
-        widen_factor: width multiplier (stage widths rounded to 8, hidden widths to 16).
-        out_indices: stage outputs to return, over the 8 stages (0..7).
+        widen_factor: width multiplier (stage widths rounded to 8; the last stage keeps
+            1280 channels below width 1, as the authors' model). Default: 1.0.
+        out_indices: stage outputs to return, over the 8 stages (0..7). Default: (7,).
         expand_taps: blocks (1..20, the authors' ``features.N``) whose features after the
             expanding 1x1 conv are also returned. SSDLite uses ``(13, 20)``: 576 channels at
-            stride 16 and 1280 at stride 32, as in the authors' detection code.
-        strides, dilations: per stage (8 entries), for output stride 8/16 backbones.
+            stride 16 and 1280 at stride 32, as in the authors' detection code. Default: ().
+        strides: stride of each of the 8 stages. Default: (2, 1, 2, 2, 1, 2, 1, 1).
+        dilations: dilation of each stage, applied to every block's depthwise convs (for
+            output stride 8/16 backbones). Default: all 1.
         attention: attention after the first depthwise conv of the 15 blocks that have one
             (``None``: plain MobileNeXt, 3,535,416 params as an ImageNet classifier).
-        frozen_stages, norm_eval, with_cp, norm_cfg, act_cfg, conv_cfg: as MobileNetV2CA.
+            Default: ``dict(type='CoordAtt', reduction=32)``.
+        frozen_stages, conv_cfg, norm_cfg, act_cfg, norm_eval, with_cp, pretrained: as
+            :class:`MobileNetV2CA`.
         init_cfg: ``Pretrained`` accepts the authors' ImageNet checkpoint layout
-            (``features.N.conv.M``, ``classifier.1.*``, ``state_dict``/``state_dict_ema``
-            wrappers) and our own names; loading is checked like MobileNetV2CA's.
+            (``features.N.conv.I`` with I the position in each block's flat Sequential,
+            ``classifier.1.*``, ``state_dict``/``state_dict_ema`` wrappers, ``module.``
+            prefix) and our own names; loading is checked like MobileNetV2CA's.
+            Default: None (Kaiming/Constant initialisation).
     """
 
     # expand ratio t (reduction of the sandglass), channels c, blocks n, stride s
     arch_settings = ((2, 96, 1, 2), (6, 144, 1, 1), (6, 192, 3, 2), (6, 288, 3, 2),
                      (6, 384, 4, 1), (6, 576, 4, 2), (6, 960, 3, 1), (6, 1280, 1, 1))
+    checkpoint_layouts = {'released': r'^features\.\d+\.'}
 
     def __init__(self,
                  widen_factor: float = 1.0,
@@ -100,46 +139,67 @@ class MobileNeXtCA(MobileBackbone):
                  act_cfg: dict = dict(type='ReLU6'),
                  norm_eval: bool = False,
                  with_cp: bool = False,
+                 pretrained: Optional[str] = None,
                  init_cfg=None) -> None:
-        super().__init__(init_cfg)
+        super().__init__(pretrained, init_cfg)
         n_stages = len(self.arch_settings)
-        n_blocks = sum(n for _, _, n, _ in self.arch_settings)
         if len(strides) != n_stages or len(dilations) != n_stages:
             raise ValueError(f'strides and dilations need {n_stages} entries')
+        self.widen_factor, self.attention_cfg = widen_factor, attention
+        self.plan = self.block_plan(widen_factor, strides, dilations)
         if not set(out_indices) <= set(range(n_stages)):
             raise ValueError(f'out_indices {tuple(out_indices)} must lie in 0..{n_stages - 1}')
-        if not set(expand_taps) <= set(range(1, n_blocks + 1)):
-            raise ValueError(f'expand_taps {tuple(expand_taps)} must lie in 1..{n_blocks}')
+        if not set(expand_taps) <= set(range(1, len(self.plan) + 1)):
+            raise ValueError(f'expand_taps {tuple(expand_taps)} must lie in 1..{len(self.plan)}')
         if not out_indices and not expand_taps:
             raise ValueError('nothing to output: give out_indices or expand_taps')
         if frozen_stages not in range(-1, n_stages + 1):
             raise ValueError(f'frozen_stages must be in -1..{n_stages}, got {frozen_stages}')
-        self.widen_factor, self.attention_cfg = widen_factor, attention
         self.out_indices, self.expand_taps = tuple(out_indices), tuple(expand_taps)
         self.frozen_stages, self.norm_eval = frozen_stages, norm_eval
 
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
-        in_channels = make_divisible(32 * widen_factor, 8)
-        self.stem = ConvModule(3, in_channels, 3, stride=2, padding=1, **common)
+        self.stem = ConvModule(3, self.plan[0].in_channels, 3, stride=2, padding=1, **common)
+        stage_end = {s.stage: s.number for s in self.plan}
+        last_full = max([stage_end[i] for i in self.out_indices] + [0])
+        last = max([last_full] + list(self.expand_taps))
         self.layers = []
-        for i, ((t, c, n, s), stride, dilation) in enumerate(zip(self.arch_settings, strides, dilations)):
+        for spec in self.plan[:last]:
+            if spec.index == 0:
+                self.layers.append(f'layer{spec.stage + 1}')
+                self.add_module(self.layers[-1], nn.Sequential())
+            getattr(self, self.layers[-1]).append(SandGlassCA(
+                spec.in_channels, spec.out_channels, spec.hidden, spec.stride, spec.layout,
+                spec.residual, dilation=spec.dilation, attention=attention, with_cp=with_cp,
+                tap_only=spec.number == last > last_full, **common))
+        self.out_channels = self.plan[last - 1].out_channels
+        self._freeze_stages()
+
+    @classmethod
+    def block_plan(cls, widen_factor: float, strides: Sequence[int],
+                   dilations: Sequence[int]) -> Tuple[BlockSpec, ...]:
+        """The 20 blocks of the architecture, as the authors' model lays them out."""
+        plan = []
+        in_channels = make_divisible(32 * widen_factor, 8)
+        for i, ((t, c, n, s), stride, dilation) in enumerate(
+                zip(cls.arch_settings, strides, dilations)):
             out_channels = make_divisible(c * widen_factor, 8)
-            blocks = []
+            if c == 1280 and widen_factor < 1:
+                out_channels = 1280
             for j in range(n):
-                blk_stride = stride if j == 0 else 1
                 full = t == 2 or in_channels == out_channels or (n == 1 and s == 1)
                 layout = 'full' if full else ('transition_s2' if s == 2 else 'transition_s1')
-                hidden = make_divisible(in_channels / t, 16)
+                hidden = in_channels // t
                 if hidden < out_channels / 6:  # the sandglass never narrows below oup/6
                     hidden = make_divisible(math.ceil(out_channels / 6), 16)
-                blocks.append(SandGlassCA(
-                    in_channels, out_channels, hidden, blk_stride, layout,
-                    residual=blk_stride == 1 and in_channels == out_channels,
-                    dilation=dilation, attention=attention, with_cp=with_cp, **common))
+                blk_stride = stride if j == 0 else 1
+                # a full block keeps no identity when it changes width (first and
+                # single-block stages)
+                residual = blk_stride == 1 and in_channels == out_channels
+                plan.append(BlockSpec(len(plan) + 1, i, j, in_channels, out_channels, hidden,
+                                      blk_stride, dilation, layout, residual))
                 in_channels = out_channels
-            self.add_module(f'layer{i + 1}', nn.Sequential(*blocks))
-            self.layers.append(f'layer{i + 1}')
-        self.out_channels = in_channels
+        return tuple(plan)
 
     def stage_modules(self):
         return [self.stem] + [getattr(self, name) for name in self.layers]
@@ -147,13 +207,9 @@ class MobileNeXtCA(MobileBackbone):
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         x = self.stem(x)
         outs, k = [], 0
-        last_block = max([sum(n for _, _, n, _ in self.arch_settings[:i + 1]) for i in self.out_indices]
-                         + list(self.expand_taps))
         for i, name in enumerate(self.layers):
             for block in getattr(self, name):
                 k += 1
-                if k > last_block:
-                    return tuple(outs)
                 if k in self.expand_taps:
                     x, expanded = block.forward_with_expanded(x)
                     outs.append(expanded)
@@ -164,30 +220,21 @@ class MobileNeXtCA(MobileBackbone):
         return tuple(outs)
 
     def checkpoint_module_map(self, layout: str) -> Dict[str, str]:
-        """Authors' layout (``features.N.conv.M``, ConvBNReLU as ``M.0``/``M.1``) -> ours."""
-        if layout == 'ours':
-            return {}
-        if layout != 'released':
+        """Our module path -> the authors' (``'released'``) or ours, over all 20 blocks."""
+        if layout not in ('ours', 'released'):
             raise ValueError(f'MobileNeXtCA reads the authors\' layout or ours, not {layout}')
-        m = {'stem.conv': 'features.0.0', f'stem.{self.stem.norm_name}': 'features.0.1'}
-        k = 0
-        for name in self.layers:
-            for j, b in enumerate(getattr(self, name)):
-                k += 1
-                src, ours = f'features.{k}.conv', f'{name}.{j}'
-                # each entry: (our ConvModule, source conv path, source norm path)
-                seq = []
-                i = 0
-                if b.dw1 is not None:
-                    seq.append(('dw1', b.dw1, f'{src}.{i}.0', f'{src}.{i}.1'))
-                    i += 1
-                seq.append(('reduce', b.reduce, f'{src}.{i}', f'{src}.{i + 1}'))
-                i += 2
-                seq.append(('expand', b.expand, f'{src}.{i}.0', f'{src}.{i}.1'))
-                i += 1
-                if b.dw2 is not None:
-                    seq.append(('dw2', b.dw2, f'{src}.{i}', f'{src}.{i + 1}'))
-                for attr, cm, conv, norm in seq:
-                    m[f'{ours}.{attr}.conv'] = conv
-                    m[f'{ours}.{attr}.{cm.norm_name}'] = norm
+        norm = self.stem.norm_name
+        if layout == 'ours':
+            m = conv_module_map('stem', 'stem.conv', f'stem.{norm}', norm)
+        else:
+            m = conv_module_map('stem', 'features.0.0', 'features.0.1', norm)
+        for spec in self.plan:
+            ours = f'layer{spec.stage + 1}.{spec.index}'
+            theirs = ours if layout == 'ours' else f'features.{spec.number}.conv'
+            m[ours] = theirs  # whole block: its tensors are unused when not built
+            for part, (conv, bn) in _AUTHORS_PARTS[spec.layout].items():
+                if layout == 'ours':
+                    conv, bn = f'{part}.conv', f'{part}.{norm}'
+                m.update(conv_module_map(f'{ours}.{part}', f'{theirs}.{conv}', f'{theirs}.{bn}',
+                                         norm))
         return m

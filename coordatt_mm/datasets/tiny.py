@@ -175,7 +175,8 @@ def _seg_sample(rng, w, h, kinds: Dict[int, Tuple[str, Tuple[int, int, int]]], b
     return img, label
 
 
-def make_voc_seg(root: str, n_train: int = 24, n_aug: int = 24, n_val: int = 12, seed: int = 2) -> str:
+def make_voc_seg(root: str, n_train: int = 24, n_aug: int = 24, n_val: int = 12,
+                 seed: int = 2) -> str:
     """VOCdevkit/VOC2012 for segmentation: JPEGImages, SegmentationClass (palette PNG),
     SegmentationClassAug (grey PNG, as mmseg's voc_aug.py writes) and ImageSets/Segmentation
     train.txt / val.txt / aug.txt."""
@@ -187,7 +188,8 @@ def make_voc_seg(root: str, n_train: int = 24, n_aug: int = 24, n_val: int = 12,
              VOC_SEG_CLASSES.index('car'): ('rect', (40, 70, 220)),
              VOC_SEG_CLASSES.index('cat'): ('triangle', (30, 170, 60))}
     base = osp.join(root, 'VOC2012')
-    for sub in ('JPEGImages', 'SegmentationClass', 'SegmentationClassAug', 'ImageSets/Segmentation'):
+    for sub in ('JPEGImages', 'SegmentationClass', 'SegmentationClassAug',
+                'ImageSets/Segmentation'):
         os.makedirs(osp.join(base, sub), exist_ok=True)
     rng = np.random.default_rng(seed)
     lists, k = {}, 0
@@ -228,7 +230,8 @@ def make_cityscapes(root: str, n_train: int = 16, n_val: int = 8, seed: int = 3)
             road = int(rng.integers(h * 6 // 10, h * 7 // 10))
             for label, (y1, y2) in ((10, (0, horizon)), (2, (horizon, road - 4)), (0, (road, h))):
                 lab[y1:y2] = label
-                img[y1:y2] = np.clip(np.array(CITY_COLOURS[label]) + rng.normal(0, 10, (y2 - y1, w, 3)), 0, 255)
+                img[y1:y2] = np.clip(np.array(CITY_COLOURS[label])
+                                     + rng.normal(0, 10, (y2 - y1, w, 3)), 0, 255)
             for _ in range(int(rng.integers(1, 3))):
                 cw, ch = int(rng.integers(30, 60)), int(rng.integers(16, 28))
                 x1, y1 = int(rng.integers(0, w - cw)), road - ch // 2

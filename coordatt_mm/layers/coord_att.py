@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from coordatt_mm.layers.channels import resolve_channels
 from coordatt_mm.registry import register_model
 
 
@@ -30,8 +31,12 @@ class CoordAtt(nn.Module):
     channels-last input), and the gating is done in place. Other norms (GN mixes positions)
     keep the concat form. Outputs agree to float precision (tested <= 1e-5).
 
+    Usable as an mmcv plugin (``build_plugin_layer`` passes ``in_channels``), e.g. after the
+    3x3 conv of mmdet's / mmseg's ResNet bottlenecks:
+    ``plugins=[dict(cfg=dict(type='CoordAtt'), position='after_conv2')]``.
+
     Args:
-        channels: input (= output) channels C.
+        in_channels: input (= output) channels C (``channels`` is accepted as well).
         reduction: channel reduction r; the bottleneck has ``max(min_channels, C // r)``.
         min_channels: floor of the bottleneck width (8 in the paper).
         norm_cfg: norm after the shared conv (BatchNorm in the paper).
@@ -42,13 +47,15 @@ class CoordAtt(nn.Module):
     """
 
     def __init__(self,
-                 channels: int,
+                 in_channels: Optional[int] = None,
                  reduction: int = 32,
                  min_channels: int = 8,
                  norm_cfg: Optional[dict] = None,
                  act_cfg: Optional[dict] = None,
-                 inplace: bool = False) -> None:
+                 inplace: bool = False,
+                 channels: Optional[int] = None) -> None:
         super().__init__()
+        channels = resolve_channels('CoordAtt', in_channels, channels)
         self.inplace = inplace
         mip = max(min_channels, channels // reduction)
         self.channels = channels

@@ -41,7 +41,8 @@ def main(argv=None) -> int:
     names, task = export_onnx(args.config, args.checkpoint, tmp, shape, args.opset)
     diff = max_abs_diff(args.config, args.checkpoint, tmp, shape)
     os.replace(tmp, args.out)
-    print(f'wrote {args.out} ({task}, input 1x3x{shape[0]}x{shape[1]}, outputs {", ".join(names)}); '
+    print(f'wrote {args.out} ({task}, input 1x3x{shape[0]}x{shape[1]}, '
+          f'outputs {", ".join(names)}); '
           f'max |torch - onnxruntime| = {diff:.2e}')
     return 0 if diff <= args.tol else 1
 

@@ -1,11 +1,9 @@
 """Runner hooks."""
-import os.path as osp
-
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 
-from coordatt_mm.data_check import leaf_datasets
+from coordatt_mm.datasets.check import check_dataset, task_of
 
 
 @HOOKS.register_module()
@@ -27,24 +25,15 @@ class DatasetCheckHook(Hook):
         self.max_listed = max_listed
 
     def before_train(self, runner) -> None:
-        problems, n = [], 0
-        for ds in leaf_datasets(runner.train_dataloader.dataset):
-            for i in range(len(ds)):
-                info = ds.get_data_info(i)
-                n += 1
-                for key in ('img_path', 'seg_map_path'):
-                    if info.get(key) and not osp.isfile(info[key]):
-                        problems.append(f'{info[key]}: file missing')
-                for k, inst in enumerate(info.get('instances', [])):
-                    x1, y1, x2, y2 = inst['bbox']
-                    if x2 <= x1 or y2 <= y1:
-                        problems.append(f'{info["img_path"]}: box {k} has zero area')
+        n, problems = check_dataset(runner.train_dataloader.dataset, task_of(runner.cfg),
+                                    level='exists')
         if problems:
             listed = '; '.join(problems[:self.max_listed])
-            more = f' (+{len(problems) - self.max_listed} more)' if len(problems) > self.max_listed else ''
+            more = len(problems) - self.max_listed
             raise RuntimeError(f'training data check: {len(problems)} problems in {n} samples: '
-                               f'{listed}{more}. Run tools/check_dataset.py for the full report, '
-                               f'or tools/train.py --skip-bad-samples to leave them out.')
+                               f'{listed}{f" (+{more} more)" if more > 0 else ""}. Run '
+                               f'tools/check_dataset.py for the full report, or tools/train.py '
+                               f'--skip-bad-samples to leave them out.')
         print_log(f'DatasetCheckHook: {n} training samples present', logger='current')
 
 

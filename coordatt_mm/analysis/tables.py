@@ -1,0 +1,120 @@
+"""The generated tables of README.md and docs/ (``tools/update_readme.py``), each from files:
+
+- README results table: the paper's numbers (``coordatt_mm/data/paper_results.json``), the
+  parameter counts of the models our configs build, and measured metrics where a results file
+  exists (``results/<config name>.json``, as ``tools/test.py`` writes ``test_metrics.json``);
+- README demo table: ``docs/demo_summary.json`` (``tools/demo.py --publish docs``);
+- docs/performance.md: ``docs/complexity.md`` (``tools/analysis/complexity.py --out``) and
+  ``docs/benchmark*.md`` (``tools/analysis/benchmark.py --out``).
+"""
+import json
+import os.path as osp
+from typing import Dict
+
+from coordatt_mm.analysis.complexity import REPO, count_params, load_paper_results
+
+METRIC_KEYS = {'det': ('coco/bbox_mAP', 'pascal_voc/mAP'), 'seg': ('mIoU',)}
+DOCS = osp.join(REPO, 'docs')
+BENCHMARKS = [('', 'benchmark.md'), ('--channels-last', 'benchmark_channels-last.md'),
+              ('--compile', 'benchmark_compile.md')]
+
+
+def _measured(row: dict) -> str:
+    name = osp.splitext(osp.basename(row['config']))[0]
+    path = osp.join(REPO, 'results', name + '.json')
+    if not osp.exists(path):
+        return '–'
+    with open(path) as f:
+        metrics = json.load(f)['metrics']
+    for k in METRIC_KEYS[row['task']]:
+        if k in metrics:
+            v = metrics[k]
+            return f'{100 * v:.1f}' if v <= 1 else f'{v:.2f}'
+    return 'n/a'
+
+
+def results_table() -> str:
+    from coordatt_mm.apis.build import build_model
+    lines = ['| task | dataset | model | metric | paper | ours | params paper | params ours '
+             '| config |', '|---|---|---|---|---|---|---|---|---|']
+    for row in load_paper_results()['rows']:
+        _, model = build_model(osp.join(REPO, row['config']))
+        n = count_params(model)
+        paper = row['paper'] if row['paper'] is not None else row.get('reference', '–')
+        pp = f"{row['paper_params_m']}M" if row['paper_params_m'] else '–'
+        name = osp.basename(row['config'])
+        lines.append(f"| {row['task']} | {row['dataset']} | {row['model']} | {row['metric']} | "
+                     f"{paper} | {_measured(row)} | {pp} | {n / 1e6:.2f}M | "
+                     f"[{name}]({row['config']}) |")
+    return '\n'.join(lines)
+
+
+def demo_table() -> str:
+    path = osp.join(DOCS, 'demo_summary.json')
+    if not osp.exists(path):
+        return '_no published demo run yet: `python tools/demo.py --publish docs`_'
+    with open(path) as f:
+        s = json.load(f)
+    lines = ['| task | config | metric | trained | threshold | train time (s) |',
+             '|---|---|---|---|---|---|']
+    for task in ('det', 'seg'):
+        r = s[task]
+        lines.append(f"| {task} | `{r['config']}` | {r['metric']} | {r['trained']:.3f} | "
+                     f"≥ {s['thresholds'][r['metric']]} | {r['train_seconds']:.0f} |")
+    lines.append(f"\nWhole demo, data to pictures: {s['seconds']:.0f} s on "
+                 f"{s.get('machine', 'a 2-core CPU')}.")
+    return '\n'.join(lines)
+
+
+def _file(name: str, missing: str) -> str:
+    path = osp.join(DOCS, name)
+    return open(path, encoding='utf-8').read().strip() if osp.exists(path) else missing
+
+
+def benchmark_tables() -> str:
+    parts = []
+    for flag, name in BENCHMARKS:
+        if not flag:
+            parts.append(_file(name, '_not measured yet: `python tools/analysis/benchmark.py '
+                                     '--out docs/benchmark.md`_'))
+        elif osp.exists(osp.join(DOCS, name)):
+            parts.append(f'With `{flag}` (`docs/{name}`):\n\n' + _file(name, ''))
+    return '\n\n'.join(parts)
+
+
+def sections() -> Dict[str, Dict[str, callable]]:
+    """file -> {marker: function producing the text between its begin/end comments}."""
+    return {
+        osp.join(REPO, 'README.md'): {'results-table': results_table, 'demo-table': demo_table},
+        osp.join(DOCS, 'performance.md'): {
+            'complexity-table': lambda: _file('complexity.md', '_not counted yet: '
+                                              '`python tools/analysis/complexity.py --out '
+                                              'docs/complexity.md`_'),
+            'benchmark-table': benchmark_tables},
+    }
+
+
+def render(text: str, marker: str, body: str, path: str) -> str:
+    begin, end = f'<!-- {marker}:begin -->', f'<!-- {marker}:end -->'
+    if begin not in text or end not in text:
+        raise SystemExit(f'{path}: markers {begin} / {end} not found')
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f'{head}{begin}\n{body}\n{end}{tail}'
+
+
+def update(check: bool = False) -> list:
+    """Rewrite the generated sections; with ``check``, only list the stale files."""
+    stale = []
+    for path, parts in sections().items():
+        with open(path, encoding='utf-8') as f:
+            text = f.read()
+        new = text
+        for marker, produce in parts.items():
+            new = render(new, marker, produce(), path)
+        if new != text:
+            stale.append(path)
+            if not check:
+                with open(path, 'w', encoding='utf-8') as f:
+                    f.write(new)
+    return stale

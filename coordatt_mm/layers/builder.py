@@ -1,0 +1,30 @@
+"""Building the attention layer a backbone config names."""
+import inspect
+from typing import Optional
+
+import torch.nn as nn
+
+from coordatt_mm.registry import ROOT_MODELS
+
+
+def build_attention(cfg: Optional[dict], in_channels: int,
+                    norm_cfg: Optional[dict] = None) -> Optional[nn.Module]:
+    """Build the attention layer named by ``cfg`` for ``in_channels`` channels (None: none).
+
+    The attention's norm follows the backbone's ``norm_cfg`` (e.g. SyncBN) unless ``cfg``
+    sets its own. Layers that can gate in place do so unless ``cfg`` says otherwise: the
+    blocks feed them a depthwise output nothing else reads.
+    """
+    if cfg is None:
+        return None
+    cls = ROOT_MODELS.get(cfg['type'])
+    if cls is None:
+        raise KeyError(f'attention type {cfg["type"]!r} is not registered (CoordAtt, SE, CBAM)')
+    cfg = dict(cfg, in_channels=in_channels)
+    cfg.pop('channels', None)
+    params = inspect.signature(cls).parameters
+    if norm_cfg is not None and 'norm_cfg' in params:
+        cfg.setdefault('norm_cfg', norm_cfg)
+    if 'inplace' in params:
+        cfg.setdefault('inplace', True)
+    return ROOT_MODELS.build(cfg)
