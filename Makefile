@@ -3,10 +3,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-all demo clean
+.PHONY: setup lint test test-all demo clean
 
 setup:
 	bash tools/setup_env.sh
+
+lint: setup
+	$(VENV)/bin/ruff check .
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

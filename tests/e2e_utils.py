@@ -9,7 +9,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-DET_DEMO = REPO / 'configs/demo/ssdlite_mobilenetv2-ca_1xb8-20e_tiny-coco.py'
+DET_DEMO = REPO / 'configs/demo/ssdlite_mobilenetv2-ca_1xb6-20e_tiny-coco.py'
 SEG_DEMO = REPO / 'configs/demo/deeplabv3_mobilenetv2-ca-d8_1xb8-80i_tiny-voc12aug.py'
 # the shortened demo schedule of the default test run, and what it must reach there (the full
 # demo publishes its own figures in docs/demo_summary.json)
