@@ -4,7 +4,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from e2e_utils import DET_EPOCHS, REPO, SEG_ITERS, run, tool
+
+from e2e_utils import REPO, run, tool
 
 
 @pytest.fixture(scope='session')
@@ -24,8 +25,8 @@ def tiny_repo_data():
 
 @pytest.fixture(scope='session')
 def demo(tmp_path_factory):
-    """One run of the demo pipeline (tools/demo.py) with the shortened schedule; its trained
-    models serve the end-to-end and inference tests. (Developers iterating on those tests may
+    """One run of the demo (tools/demo.py), as ``make demo`` runs it; its trained models serve
+    the end-to-end and inference tests. (Developers iterating on those tests may
     point COORDATT_REUSE_DEMO at the work dir of an earlier such run.)"""
     reuse = os.environ.get('COORDATT_REUSE_DEMO')
     if reuse and (Path(reuse) / 'summary.json').exists():
@@ -35,8 +36,7 @@ def demo(tmp_path_factory):
         summary['stdout'], summary['wd'] = (Path(reuse) / 'demo.log').read_text(), Path(reuse)
         return summary
     wd = tmp_path_factory.mktemp('demo')
-    out = run([sys.executable, REPO / 'tools/demo.py', '--work-dir', wd,
-               '--det-epochs', DET_EPOCHS, '--seg-iters', SEG_ITERS], cwd=REPO, timeout=900)
+    out = run([sys.executable, REPO / 'tools/demo.py', '--work-dir', wd], cwd=REPO, timeout=900)
     summary = json.loads((wd / 'summary.json').read_text())
     summary['stdout'], summary['wd'] = out, wd
     return summary

@@ -80,13 +80,16 @@ def _bn(x, sd, p):
                         sd[f'{p}.weight'], sd[f'{p}.bias'], False, 0.0, 1e-5)
 
 
-def _ca(x, sd, p):
-    """The released CoordAtt forward, eval mode: pool, concat, conv-bn-hswish, split, gate."""
+def released_ca(x, sd, p, training=False, momentum=0.1):
+    """The released CoordAtt forward on the weights under ``p`` (``conv1``, ``bn1``, ``conv2``
+    the H gate, ``conv3`` the W gate): pool, concat, conv-bn-hswish, split, gate. With
+    ``training``, BN uses the batch statistics and updates ``sd``'s running ones in place."""
     n, c, h, w = x.shape
     x_h = F.adaptive_avg_pool2d(x, (h, 1))
     x_w = F.adaptive_avg_pool2d(x, (1, w)).permute(0, 1, 3, 2)
     y = F.conv2d(torch.cat([x_h, x_w], 2), sd[f'{p}.conv1.weight'], sd[f'{p}.conv1.bias'])
-    y = _bn(y, sd, f'{p}.bn1')
+    y = F.batch_norm(y, sd[f'{p}.bn1.running_mean'], sd[f'{p}.bn1.running_var'],
+                     sd[f'{p}.bn1.weight'], sd[f'{p}.bn1.bias'], training, momentum, 1e-5)
     y = y * F.relu6(y + 3) / 6
     y_h, y_w = torch.split(y, [h, w], dim=2)
     a_h = torch.sigmoid(F.conv2d(y_h, sd[f'{p}.conv2.weight'], sd[f'{p}.conv2.bias']))
@@ -115,7 +118,7 @@ def released_forward(sd, x, strides=(1, 2, 2, 2, 1, 2, 1), dilations=(1,) * 7,
                          groups=wdw.shape[0])
             x = F.relu6(_bn(x, sd, f'{p}.{dw + 1}'))
             if t != 1 and f'{p}.6.conv1.weight' in sd:
-                x = _ca(x, sd, f'{p}.6')
+                x = released_ca(x, sd, f'{p}.6')
             pw = 3 if t == 1 else 7
             x = _bn(F.conv2d(x, sd[f'{p}.{pw}.weight']), sd, f'{p}.{pw + 1}')
             if stride == 1 and inp.shape[1] == x.shape[1]:

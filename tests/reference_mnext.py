@@ -19,6 +19,7 @@ import math
 from collections import OrderedDict
 
 import torch.nn.functional as F
+
 from reference_mbv2 import _bn, divisible8
 
 STAGES = ((2, 96, 1, 2), (6, 144, 1, 1), (6, 192, 3, 2), (6, 288, 3, 2),

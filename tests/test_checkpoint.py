@@ -5,12 +5,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from e2e_utils import tool
 from mmdet.models.backbones import MobileNetV2 as MMDetMobileNetV2
-from reference_mbv2 import random_state, released_forward, released_shapes
 
 from coordatt_mm import MobileNetV2CA
 from coordatt_mm.checkpoint import CheckpointMismatchError, load_checked
+
+from e2e_utils import tool
+from reference_mbv2 import random_state, released_forward, released_shapes
 
 REPO = Path(__file__).resolve().parents[1]
 # the released checkpoint's key list and shapes, as published

@@ -1,7 +1,8 @@
 import torch
-from reference_mbv2 import STAGES, divisible8
 
 from coordatt_mm.analysis import classifier_equivalent, count_madds, count_params
+
+from reference_mbv2 import STAGES, divisible8
 
 
 def hand_madds_mbv2(size=224, with_ca=True):

@@ -2,23 +2,20 @@ import copy
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from coordatt_mm import CoordAtt
 
+from reference_mbv2 import released_ca
+
 
 def released_ca_train(x, m):
-    """Training-mode forward of the released block, on m's weights (batch-stat BN)."""
-    n, c, h, w = x.shape
-    y = torch.cat([x.mean(3, keepdim=True), x.mean(2, keepdim=True).permute(0, 1, 3, 2)], 2)
-    y = F.conv2d(y, m.conv_reduce.weight, m.conv_reduce.bias)
-    rm, rv = m.norm.running_mean.clone(), m.norm.running_var.clone()
-    y = F.batch_norm(y, rm, rv, m.norm.weight, m.norm.bias, True, m.norm.momentum, m.norm.eps)
-    y = y * F.relu6(y + 3) / 6
-    y_h, y_w = y.split([h, w], 2)
-    a_h = torch.sigmoid(F.conv2d(y_h, m.conv_h.weight, m.conv_h.bias))
-    a_w = torch.sigmoid(F.conv2d(y_w.permute(0, 1, 3, 2), m.conv_w.weight, m.conv_w.bias))
-    return x * a_w * a_h, rm, rv
+    """Training-mode forward of the released block on m's weights (its names mapped to the
+    released ones); returns the output and the BN running statistics it leaves."""
+    names = {'conv1': m.conv_reduce, 'bn1': m.norm, 'conv2': m.conv_h, 'conv3': m.conv_w}
+    sd = {f'ca.{k}.{leaf}': v.clone() if 'running' in leaf else v
+          for k, mod in names.items() for leaf, v in mod.state_dict(keep_vars=True).items()}
+    out = released_ca(x, sd, 'ca', training=True, momentum=m.norm.momentum)
+    return out, sd['ca.bn1.running_mean'], sd['ca.bn1.running_var']
 
 
 @pytest.mark.parametrize('c,mip', [(96, 8), (144, 8), (384, 12), (960, 30)])

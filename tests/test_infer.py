@@ -6,11 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from e2e_utils import BIN, REPO, env
 from PIL import Image, ImageDraw
 
 from coordatt_mm.apis.images import list_inputs, read_image
 from coordatt_mm.apis.infer import output_stems
+
+from e2e_utils import BIN, REPO, env
 
 BAD = {'cut.jpg': 'unreadable', 'empty.jpg': 'empty file', 'notes.png': 'not an image'}
 # a 'car' (the tiny data's blue, wide rectangle) at a known place of a 8000x6000 photo

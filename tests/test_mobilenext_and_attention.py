@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from reference_mnext import authors_forward, random_authors_state, stage_outputs, with_module_prefix
 
 from coordatt_mm import CBAM, CoordAtt, MobileNetV2CA, MobileNeXtCA, SqueezeExcitation
 from coordatt_mm.checkpoint import CheckpointMismatchError, load_checked
+
+from reference_mnext import authors_forward, random_authors_state, stage_outputs, with_module_prefix
 
 REPO = Path(__file__).resolve().parents[1]
 HEAD = 1280 * 1000 + 1000

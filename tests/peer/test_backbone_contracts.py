@@ -8,13 +8,14 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmseg.models.backbones import MobileNetV2 as MMSegMobileNetV2
-from peer_utils import peer_config
 from torch.nn import GroupNorm
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from coordatt_mm import CoordAtt, MobileNetV2CA, MobileNeXtCA
 from coordatt_mm.backbones.mobilenet_v2_ca import InvertedResidualCA
 from coordatt_mm.backbones.mobilenext_ca import SandGlassCA
+
+from peer_utils import peer_config
 
 BACKBONES = [MobileNetV2CA, MobileNeXtCA]
 NORMS = (_BatchNorm, GroupNorm)

@@ -21,6 +21,8 @@ SSDLITE = sorted((REPO / 'configs/ssdlite').glob('*.py')) + \
 
 
 def _ssd_head():
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')  # the parts of the head are built from mmdet's registries
     s = 300
     train_cfg = Config(dict(
         assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5, min_pos_iou=0.,

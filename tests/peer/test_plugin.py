@@ -6,12 +6,13 @@ import pytest
 import torch
 from mmcv.cnn import build_plugin_layer
 from mmengine.config import Config
-from peer_utils import peer_config
 
 import coordatt_mm  # noqa: F401
 from coordatt_mm import CoordAtt
 from coordatt_mm.apis.build import build_model
 from coordatt_mm.checkpoint import CheckpointMismatchError, load_checked
+
+from peer_utils import peer_config
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN = [dict(cfg=dict(type='CoordAtt'), position='after_conv2')]
@@ -46,6 +47,9 @@ def test_build_plugin_layer_protocol():
 ])
 def test_resnet_bottlenecks_take_ca_after_conv2(scope, cls, kwargs, width):
     from importlib import import_module
+
+    from mmengine.registry import init_default_scope
+    init_default_scope(scope)
     registry = import_module(f'{scope}.registry').MODELS
     import_module(f'{scope}.models')
     stock = registry.build(dict(type=cls, **kwargs))

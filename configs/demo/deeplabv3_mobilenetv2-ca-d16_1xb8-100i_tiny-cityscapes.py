@@ -1,7 +1,7 @@
-# Demo: the tiny VOC demo's model and schedule on the tiny synthetic Cityscapes
+# Demo: the tiny VOC demo's model (OS16) and schedule on the tiny synthetic Cityscapes
 # (tools/make_tiny_data.py): the Cityscapes OS8 CA config's dataset (19 classes, its loader and
 # evaluation) at 256x128.
-_base_ = './deeplabv3_mobilenetv2-ca-d8_1xb8-80i_tiny-voc12aug.py'
+_base_ = './deeplabv3_mobilenetv2-ca-d16_1xb8-100i_tiny-voc12aug.py'
 
 data_root = '{{ fileDirname }}/../../data/tiny/cityscapes/'
 crop_size = (128, 128)

@@ -1,5 +1,5 @@
 # Demo: the COCO CA config on the tiny synthetic COCO (tools/make_tiny_data.py), made for a CPU:
-# 192x192 input (anchors scaled from the 320 recipe), flips as the only augmentation, 20 epochs
+# 192x192 input (anchors scaled from the 320 recipe), flips as the only augmentation, 14 epochs
 # of 8 iterations of 6 images, BN statistics that follow the weights faster (momentum 0.1), a
 # higher learning rate, data loaded in the main process, random init (no network), a fixed seed,
 # and NMS at IoU 0.3 (the tiny data's objects never overlap). Everything else (model, heads,
@@ -48,7 +48,7 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
 test_evaluator = val_evaluator
 
-max_epochs = 20
+max_epochs = 14
 train_cfg = dict(max_epochs=max_epochs, val_begin=max_epochs + 1)  # `mim test` evaluates
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=10),
@@ -59,6 +59,6 @@ optim_wrapper = dict(optimizer=dict(lr=0.05))
 auto_scale_lr = dict(enable=False)
 default_hooks = dict(
     logger=dict(interval=8),
-    checkpoint=dict(interval=10, max_keep_ckpts=2, save_last=True))
+    checkpoint=dict(interval=max_epochs, max_keep_ckpts=1, save_last=True))
 
 randomness = dict(seed=0)

@@ -1,8 +1,8 @@
-# Demo: the VOC12aug OS8 CA config on the tiny synthetic VOC (tools/make_tiny_data.py), made for
-# a CPU: 128x128 crops of the 320x240 images, 80 iterations of 8 images with AdamW (SGD needs a
+# Demo: the VOC12aug OS16 CA config on the tiny synthetic VOC (tools/make_tiny_data.py), made for
+# a CPU: 128x128 crops of the 320x240 images, 100 iterations of 8 images with AdamW (SGD needs a
 # few times more from random init), data loaded in the main process, random init (no network),
 # a fixed seed. Everything else (model, head, loss, evaluation) is the real config's.
-_base_ = '../deeplabv3/deeplabv3_mobilenetv2-ca-d8_4xb4-20k_voc12aug-512x512.py'
+_base_ = '../deeplabv3/deeplabv3_mobilenetv2-ca-d16_4xb4-20k_voc12aug-512x512.py'
 
 data_root = '{{ fileDirname }}/../../data/tiny/VOCdevkit/VOC2012'
 crop_size = (128, 128)
@@ -42,7 +42,7 @@ val_dataloader = dict(
     dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-max_iters = 80
+max_iters = 100
 train_cfg = dict(max_iters=max_iters, val_begin=max_iters + 1)  # `mim test` evaluates
 param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters,
                         by_epoch=False)]
