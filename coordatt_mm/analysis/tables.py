@@ -62,7 +62,7 @@ def demo_table() -> str:
         lines.append(f"| {task} | `{r['config']}` | {r['metric']} | {r['trained']:.3f} | "
                      f"≥ {s['thresholds'][r['metric']]} | {r['train_seconds']:.0f} |")
     lines.append(f"\nWhole demo, data to pictures: {s['seconds']:.0f} s on "
-                 f"{s.get('machine', 'a 2-core CPU')}.")
+                 f"{s.get('machine', '2 CPU cores')}.")
     return '\n'.join(lines)
 
 

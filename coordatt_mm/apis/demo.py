@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import os.path as osp
+import platform
 import shutil
 import sys
 import time
@@ -86,6 +87,7 @@ def train_and_test(task: str, work_dir: str, log, length: Optional[int] = None) 
     with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         runner = build_runner(cfg)
         runner.register_hook(ConsoleProgressHook(task))
+        say(f'{NAMES[task]}: model built, training starts')
         runner.train()
     train_s = time.time() - t
     ckpt = osp.join(work_dir, open(osp.join(work_dir, 'last_checkpoint')).read().strip()
@@ -157,6 +159,7 @@ def run_demo(work_dir: str, det_epochs: Optional[int] = None, seg_iters: Optiona
         for task in ('det', 'seg'):
             infer_holdout(task, summary[task], work_dir, log)
     summary['seconds'] = round(time.time() - t0, 1)
+    summary['machine'] = f'{os.cpu_count()} CPU cores ({platform.machine()})'
     summary['schedule'] = dict(det_epochs=det_epochs, seg_iters=seg_iters)
     with open(osp.join(work_dir, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=2)

@@ -31,6 +31,7 @@ class MobileBackbone(BaseModule):
             (:mod:`coordatt_mm.checkpoint`), which accepts ``prefix`` and ``allow_missing``.
     """
 
+    arch_settings: tuple = ()
     frozen_stages: int = -1
     norm_eval: bool = False
     checkpoint_layouts: Dict[str, str] = {}
@@ -47,6 +48,14 @@ class MobileBackbone(BaseModule):
         elif init_cfg is None:
             init_cfg = [dict(c) for c in DEFAULT_INIT_CFG]
         super().__init__(init_cfg)
+
+    def _check_stage_args(self, strides, dilations, frozen_stages: int) -> None:
+        n_stages = len(self.arch_settings)
+        if len(strides) != n_stages or len(dilations) != n_stages:
+            raise ValueError(f'strides and dilations need {n_stages} entries, got '
+                             f'{tuple(strides)} and {tuple(dilations)}')
+        if frozen_stages not in range(-1, n_stages + 1):
+            raise ValueError(f'frozen_stages must be in -1..{n_stages}, got {frozen_stages}')
 
     def stage_modules(self) -> List[nn.Module]:
         """[stem, stage 1, stage 2, ...] as built, in the order ``frozen_stages`` counts them."""

@@ -162,10 +162,8 @@ class MobileNetV2CA(MobileBackbone):
                  pretrained: Optional[str] = None,
                  init_cfg=None) -> None:
         super().__init__(pretrained, init_cfg)
+        self._check_stage_args(strides, dilations, frozen_stages)
         n_stages = len(self.arch_settings)
-        if len(strides) != n_stages or len(dilations) != n_stages:
-            raise ValueError(f'strides and dilations need {n_stages} entries, got '
-                             f'{tuple(strides)} and {tuple(dilations)}')
         if dilation_mode not in DILATION_MODES:
             raise ValueError(f'dilation_mode must be one of {DILATION_MODES}, '
                              f'got {dilation_mode!r}')
@@ -173,8 +171,6 @@ class MobileNetV2CA(MobileBackbone):
         if not out_indices or not set(out_indices) <= set(range(last + 1)):
             raise ValueError(f'out_indices {tuple(out_indices)} must lie in 0..{last}'
                              + (' (with_final_conv=False)' if with_final_conv is False else ''))
-        if frozen_stages not in range(-1, n_stages + 1):
-            raise ValueError(f'frozen_stages must be in -1..{n_stages}, got {frozen_stages}')
         self.widen_factor = widen_factor
         self.out_indices = tuple(out_indices)
         self.attention_cfg = attention

@@ -126,25 +126,18 @@ class MobileNeXtCA(MobileBackbone):
                      (6, 384, 4, 1), (6, 576, 4, 2), (6, 960, 3, 1), (6, 1280, 1, 1))
     checkpoint_layouts = {'released': r'^features\.\d+\.'}
 
-    def __init__(self,
-                 widen_factor: float = 1.0,
-                 out_indices: Sequence[int] = (7,),
+    def __init__(self, widen_factor: float = 1.0, out_indices: Sequence[int] = (7,),
                  expand_taps: Sequence[int] = (),
                  strides: Sequence[int] = (2, 1, 2, 2, 1, 2, 1, 1),
                  dilations: Sequence[int] = (1,) * 8,
                  attention: Optional[dict] = dict(type='CoordAtt', reduction=32),
-                 frozen_stages: int = -1,
-                 conv_cfg: Optional[dict] = None,
-                 norm_cfg: dict = dict(type='BN'),
-                 act_cfg: dict = dict(type='ReLU6'),
-                 norm_eval: bool = False,
-                 with_cp: bool = False,
-                 pretrained: Optional[str] = None,
-                 init_cfg=None) -> None:
+                 frozen_stages: int = -1, conv_cfg: Optional[dict] = None,
+                 norm_cfg: dict = dict(type='BN'), act_cfg: dict = dict(type='ReLU6'),
+                 norm_eval: bool = False, with_cp: bool = False,
+                 pretrained: Optional[str] = None, init_cfg=None) -> None:
         super().__init__(pretrained, init_cfg)
+        self._check_stage_args(strides, dilations, frozen_stages)
         n_stages = len(self.arch_settings)
-        if len(strides) != n_stages or len(dilations) != n_stages:
-            raise ValueError(f'strides and dilations need {n_stages} entries')
         self.widen_factor, self.attention_cfg = widen_factor, attention
         self.plan = self.block_plan(widen_factor, strides, dilations)
         if not set(out_indices) <= set(range(n_stages)):
@@ -153,8 +146,6 @@ class MobileNeXtCA(MobileBackbone):
             raise ValueError(f'expand_taps {tuple(expand_taps)} must lie in 1..{len(self.plan)}')
         if not out_indices and not expand_taps:
             raise ValueError('nothing to output: give out_indices or expand_taps')
-        if frozen_stages not in range(-1, n_stages + 1):
-            raise ValueError(f'frozen_stages must be in -1..{n_stages}, got {frozen_stages}')
         self.out_indices, self.expand_taps = tuple(out_indices), tuple(expand_taps)
         self.frozen_stages, self.norm_eval = frozen_stages, norm_eval
 
