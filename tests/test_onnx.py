@@ -8,14 +8,17 @@ import torch
 
 from coordatt_mm.apis.build import build_model
 
+from e2e_utils import tool
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize('config,shape', [
-    ('configs/ssdlite/ssdlite_mobilenetv2-ca_8xb24-600e_coco.py', (320, 320)),
-    ('configs/deeplabv3/deeplabv3_mobilenetv2-ca-d16_4xb4-20k_voc12aug-512x512.py', (256, 320)),
+@pytest.mark.parametrize('config,shape,as_command', [
+    ('configs/ssdlite/ssdlite_mobilenetv2-ca_8xb24-600e_coco.py', (320, 320), True),
+    ('configs/deeplabv3/deeplabv3_mobilenetv2-ca-d16_4xb4-20k_voc12aug-512x512.py', (256, 320),
+     False),
 ])
-def test_onnx_round_trip(tmp_path, config, shape):
+def test_onnx_round_trip(tmp_path, capsys, config, shape, as_command):
     torch.manual_seed(0)
     _, model = build_model(str(REPO / config))
     # non-trivial BN statistics so the folded CA path is exercised
@@ -24,13 +27,18 @@ def test_onnx_round_trip(tmp_path, config, shape):
             m.running_mean.normal_(0, 0.1), m.running_var.uniform_(0.5, 1.5)
     torch.save(dict(state_dict=model.state_dict()), tmp_path / 'model.pth')
     out = tmp_path / 'model.onnx'
-    r = subprocess.run([sys.executable, str(REPO / 'tools/deploy/export_onnx.py'),
-                        str(REPO / config), str(tmp_path / 'model.pth'), str(out),
-                        '--shape', *map(str, shape)],
-                       capture_output=True, text=True, cwd=tmp_path)
-    assert r.returncode == 0, r.stdout[-500:] + r.stderr[-2000:]
-    assert out.exists() and 'max |torch - onnxruntime|' in r.stdout
-    diff = float(r.stdout.rsplit('=', 1)[1])
+    args = [str(REPO / config), str(tmp_path / 'model.pth'), str(out), '--shape',
+            *map(str, shape)]
+    if as_command:  # once as users run it, once in this process
+        r = subprocess.run([sys.executable, str(REPO / 'tools/deploy/export_onnx.py'), *args],
+                           capture_output=True, text=True, cwd=tmp_path)
+        assert r.returncode == 0, r.stdout[-500:] + r.stderr[-2000:]
+        stdout = r.stdout
+    else:
+        assert tool('tools/deploy/export_onnx.py')(args) == 0
+        stdout = capsys.readouterr().out
+    assert out.exists() and 'max |torch - onnxruntime|' in stdout
+    diff = float(stdout.rsplit('=', 1)[1])
     assert diff <= 1e-4
     import onnx
     graph = onnx.load(str(out)).graph

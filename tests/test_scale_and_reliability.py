@@ -26,22 +26,22 @@ default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=5), logger=dict(
 def test_resume_after_sigkill_is_exact(tmp_path, tiny_repo_data):
     cfg = write_cfg(tmp_path / 'resume.py', DET_DEMO, RESUME_BODY)
     train = [sys.executable, REPO / 'tools/train.py', cfg]
-    ra = run(train + ['--work-dir', tmp_path / 'a'], cwd=tmp_path)
-    assert ra.returncode == 0, ra.stderr[-3000:]
-    # run b: killed (SIGKILL) right after its first checkpoint
-    e = env()
-    proc = subprocess.Popen([str(a) for a in train + ['--work-dir', tmp_path / 'b']], cwd=tmp_path,
-                            env=e, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    # run a, uninterrupted, beside run b, killed (SIGKILL) right after its first checkpoint
+    a = subprocess.Popen([str(x) for x in train + ['--work-dir', tmp_path / 'a']], cwd=tmp_path,
+                         env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    b = subprocess.Popen([str(x) for x in train + ['--work-dir', tmp_path / 'b']], cwd=tmp_path,
+                         env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
     last = tmp_path / 'b/last_checkpoint'
     deadline = time.time() + 600
     while not (last.exists() and last.read_text().strip().endswith('epoch_1.pth')):
-        assert proc.poll() is None and time.time() < deadline, 'run b ended before its checkpoint'
+        assert b.poll() is None and time.time() < deadline, 'run b ended before its checkpoint'
         time.sleep(0.05)
     time.sleep(0.1)  # let the file system settle; the run goes on into epoch 2
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    os.killpg(b.pid, signal.SIGKILL)
+    b.wait()
     assert not (tmp_path / 'b/epoch_2.pth').exists(), 'killed too late to test anything'
+    assert a.wait(timeout=600) == 0, a.stderr.read()[-3000:]
     rb = run(train + ['--work-dir', tmp_path / 'b', '--resume'], cwd=tmp_path)
     assert rb.returncode == 0, rb.stderr[-3000:]
     out = rb.stdout + rb.stderr
