@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from mmengine.config import Config
 
-from coordatt_mm.apis.build import build_model
+from coordatt_mm.apis.build import build_model, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(p for p in (REPO / 'configs').rglob('*.py') if '_base_' not in p.parts)
@@ -46,7 +45,7 @@ def seg_batch(num_classes, size=SEG_SIZE, n=2):
 
 
 def build(path):
-    cfg = Config.fromfile(str(path))
+    cfg = load_config(str(path))
     if cfg.default_scope == 'mmseg':  # the recipes pad to their crop (up to 512x1024): slow
         cfg.model.data_preprocessor.size = SEG_SIZE
     return build_model(cfg)

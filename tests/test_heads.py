@@ -3,12 +3,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
-import coordatt_mm  # noqa: F401
+from coordatt_mm.apis.build import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -16,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 def ssd_head(type_name):
     from mmdet.registry import MODELS
     init_default_scope('mmdet')
-    cfg = Config.fromfile(str(REPO / 'configs/ssdlite/ssdlite_mobilenetv2-ca_8xb24-600e_coco.py'))
+    cfg = load_config(str(REPO / 'configs/ssdlite/ssdlite_mobilenetv2-ca_8xb24-600e_coco.py'))
     head = copy.deepcopy(cfg.model.bbox_head)
     test_cfg = dict(cfg.model.test_cfg, score_thr=0.0)  # keep boxes of an untrained head
     head.update(type=type_name, test_cfg=test_cfg, train_cfg=cfg.model.train_cfg)

@@ -190,8 +190,9 @@ def test_exit_status_when_nothing_readable(demo, tmp_path, capsys):
     bad = tmp_path / 'bad'
     bad.mkdir()
     (bad / 'x.jpg').write_bytes(b'')
-    r = infer(det['config'], det['checkpoint'], bad, tmp_path / 'o1', '--quiet')
-    assert r.returncode == 2 and 'empty file' in r.stderr
+    rc, err = infer_here(capsys, det['config'], det['checkpoint'], bad, tmp_path / 'o1',
+                         '--quiet')
+    assert rc == 2 and 'empty file' in err
     (tmp_path / 'void').mkdir()
     rc, err = infer_here(capsys, det['config'], det['checkpoint'], tmp_path / 'void',
                          tmp_path / 'o2', '--quiet')

@@ -1,6 +1,4 @@
 import argparse
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +7,7 @@ import torch
 from coordatt_mm import CBAM, CoordAtt, MobileNetV2CA, MobileNeXtCA, SqueezeExcitation
 from coordatt_mm.checkpoint import CheckpointMismatchError, load_checked
 
+from e2e_utils import tool
 from reference_mnext import authors_forward, random_authors_state, stage_outputs, with_module_prefix
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,7 +102,7 @@ def test_authors_layout_into_ssdlite_taps_lists_the_unbuilt_layers(tmp_path, cap
     assert ca.layer8[0].dw2.conv.weight.equal(sd['features.20.conv.8.weight'])
 
 
-def test_checkpoint_with_python_objects_needs_explicit_trust(tmp_path):
+def test_checkpoint_with_python_objects_needs_explicit_trust(tmp_path, capsys):
     sd = random_authors_state()
     torch.save({'state_dict': sd, 'args': argparse.Namespace(lr=0.1)}, tmp_path / 'objs.pth')
     m = MobileNeXtCA(attention=None,
@@ -112,11 +111,9 @@ def test_checkpoint_with_python_objects_needs_explicit_trust(tmp_path):
                        match=r'objs\.pth: holds Python objects '
                              r'.*argparse\.Namespace.*--trust-pickle'):
         m.init_weights()
-    tool = [sys.executable, str(REPO / 'tools/convert_official_ckpt.py')]
-    r = subprocess.run(tool + ['--trust-pickle', str(tmp_path / 'objs.pth'),
-                               str(tmp_path / 'ok.pth')],
-                       capture_output=True, text=True)
-    assert r.returncode == 0 and 'MobileNeXtCA' in r.stdout, r.stderr[-1500:]
+    convert = tool('tools/convert_official_ckpt.py')
+    assert convert(['--trust-pickle', str(tmp_path / 'objs.pth'), str(tmp_path / 'ok.pth')]) == 0
+    assert 'MobileNeXtCA' in capsys.readouterr().out
     m = MobileNeXtCA(attention=None,
                      init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'ok.pth')))
     m.init_weights()

@@ -1,8 +1,10 @@
 """Building a detector or segmentor from a config, offline: the one place inference, export,
 analysis, the demo and the tests get their models from."""
+import copy
 import logging
 import os.path as osp
 from contextlib import contextmanager
+from functools import lru_cache
 from importlib import import_module
 from typing import Optional, Tuple, Union
 
@@ -21,6 +23,17 @@ def task_of(cfg: Config) -> str:
     if scope not in TASKS:
         raise ValueError(f'{cfg.filename}: default_scope must be mmdet or mmseg, got {scope!r}')
     return TASKS[scope]
+
+
+@lru_cache(maxsize=None)
+def _parsed(path: str, mtime: float) -> Config:
+    return Config.fromfile(path)
+
+
+def load_config(path: str) -> Config:
+    """``Config.fromfile``, parsed once per file version in this process (each ``mmdet::`` /
+    ``mmseg::`` base makes mmengine read the codebase's whole model index); a fresh copy."""
+    return copy.deepcopy(_parsed(osp.abspath(path), osp.getmtime(path)))
 
 
 @contextmanager
@@ -64,7 +77,7 @@ def build_model(config: Union[str, Config], checkpoint: Optional[str] = None,
             from scratch starts; otherwise the modules keep their construction-time weights.
         cfg_options: config entries to override first.
     """
-    cfg = config if isinstance(config, Config) else Config.fromfile(config)
+    cfg = config if isinstance(config, Config) else load_config(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     task_of(cfg)

@@ -5,11 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 from mmcv.cnn import build_plugin_layer
-from mmengine.config import Config
 
 import coordatt_mm  # noqa: F401
 from coordatt_mm import CoordAtt
-from coordatt_mm.apis.build import build_model
+from coordatt_mm.apis.build import build_model, load_config
 from coordatt_mm.checkpoint import CheckpointMismatchError, load_checked
 
 from peer_utils import peer_config
@@ -95,9 +94,9 @@ def test_checked_pretrained_starts_ca_fresh_and_counts_it(tmp_path):
 ])
 def test_plugin_configs_are_the_recipe_plus_ca(config, stock, stages):
     cfg, model = build_model(str(REPO / config))
-    _, base = build_model(Config.fromfile(peer_config(*stock)))
+    _, base = build_model(peer_config(*stock))
     hand = sum(n * ca_params(p) for (p, n), on in zip(RESNET50, stages) if on)
     assert n_params(model) == n_params(base) + hand
     assert cfg.model.backbone.init_cfg is None  # build_model drops it: offline
-    raw = Config.fromfile(str(REPO / config)).model.backbone.init_cfg
+    raw = load_config(str(REPO / config)).model.backbone.init_cfg
     assert raw.type == 'CheckedPretrained' and raw.allow_missing == ['coord_att']
