@@ -1,5 +1,3 @@
-import subprocess
-import sys
 from collections import OrderedDict
 from pathlib import Path
 
@@ -176,15 +174,9 @@ def test_convert_tool_roundtrip(tmp_path, released, capsys):
     torch.save(random_state(released_shapes(0.75), seed=3), tmp_path / 'w075.pth')
     for src, width in [(released[0], 1.0), (tmp_path / 'w075.pth', 0.75)]:
         out = tmp_path / f'conv_{width}.pth'
-        if width == 1.0:  # once as users run it
-            r = subprocess.run([sys.executable, str(REPO / 'tools/convert_official_ckpt.py'),
-                                str(src), str(out)], capture_output=True, text=True)
-            assert r.returncode == 0, r.stderr
-            stdout = r.stdout
-        else:
-            capsys.readouterr()
-            assert convert([str(src), str(out)]) == 0
-            stdout = capsys.readouterr().out
+        capsys.readouterr()
+        assert convert([str(src), str(out)]) == 0
+        stdout = capsys.readouterr().out
         assert f'widen_factor={width}' in stdout
         a = pretrained(src, widen_factor=width)
         b = pretrained(out, widen_factor=width)

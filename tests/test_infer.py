@@ -20,7 +20,7 @@ BIG_BOX = (3000, 2000, 6000, 3200)  # 120x64 px, the trained aspect, once resize
 
 def _noise(w, h, seed=0):
     rng = np.random.default_rng(seed)
-    return Image.fromarray(np.clip(130 + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8))
+    return Image.fromarray(rng.integers(110, 151, (h, w, 3), dtype=np.uint8))
 
 
 def make_hostile_folder(root: Path) -> dict:

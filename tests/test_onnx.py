@@ -1,6 +1,4 @@
 """ONNX round trip: exported graphs agree with torch (onnxruntime, max abs diff <= 1e-4)."""
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,12 +11,11 @@ from e2e_utils import tool
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize('config,shape,as_command', [
-    ('configs/ssdlite/ssdlite_mobilenetv2-ca_8xb24-600e_coco.py', (320, 320), True),
-    ('configs/deeplabv3/deeplabv3_mobilenetv2-ca-d16_4xb4-20k_voc12aug-512x512.py', (256, 320),
-     False),
+@pytest.mark.parametrize('config,shape', [
+    ('configs/ssdlite/ssdlite_mobilenetv2-ca_8xb24-600e_coco.py', (320, 320)),
+    ('configs/deeplabv3/deeplabv3_mobilenetv2-ca-d16_4xb4-20k_voc12aug-512x512.py', (256, 320)),
 ])
-def test_onnx_round_trip(tmp_path, capsys, config, shape, as_command):
+def test_onnx_round_trip(tmp_path, capsys, config, shape):
     torch.manual_seed(0)
     _, model = build_model(str(REPO / config))
     # non-trivial BN statistics so the folded CA path is exercised
@@ -29,14 +26,8 @@ def test_onnx_round_trip(tmp_path, capsys, config, shape, as_command):
     out = tmp_path / 'model.onnx'
     args = [str(REPO / config), str(tmp_path / 'model.pth'), str(out), '--shape',
             *map(str, shape)]
-    if as_command:  # once as users run it, once in this process
-        r = subprocess.run([sys.executable, str(REPO / 'tools/deploy/export_onnx.py'), *args],
-                           capture_output=True, text=True, cwd=tmp_path)
-        assert r.returncode == 0, r.stdout[-500:] + r.stderr[-2000:]
-        stdout = r.stdout
-    else:
-        assert tool('tools/deploy/export_onnx.py')(args) == 0
-        stdout = capsys.readouterr().out
+    assert tool('tools/deploy/export_onnx.py')(args) == 0
+    stdout = capsys.readouterr().out
     assert out.exists() and 'max |torch - onnxruntime|' in stdout
     diff = float(stdout.rsplit('=', 1)[1])
     assert diff <= 1e-4
