@@ -1,1 +1,2 @@
-"""Inference helpers: robust image reading and folder inference."""
+"""What users call: building a model from a config, the train/test entry points, folder
+inference, and the demo."""

@@ -132,7 +132,10 @@ def publish(summary: dict, work_dir: str, folder: str) -> None:
                 osp.join(folder, 'demo_det.jpg'))
     shutil.copy(osp.join(summary['seg']['infer_out'], 'seg_00_overlay.jpg'),
                 osp.join(folder, 'demo_seg.jpg'))
-    shutil.copy(osp.join(work_dir, 'summary.json'), osp.join(folder, 'demo_summary.json'))
+    with open(osp.join(work_dir, 'summary.json')) as f:  # paths relative to the repository
+        text = f.read().replace(REPO + os.sep, '')
+    with open(osp.join(folder, 'demo_summary.json'), 'w') as f:
+        f.write(text)
 
 
 def run_demo(work_dir: str, det_epochs: Optional[int] = None, seg_iters: Optional[int] = None,

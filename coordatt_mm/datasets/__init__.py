@@ -1,12 +1,12 @@
 from coordatt_mm.datasets.tiny import (
-                                      is_current,
-                                      make_all,
-                                      make_cityscapes,
-                                      make_coco,
-                                      make_holdout,
-                                      make_voc_det,
-                                      make_voc_seg,
+    is_current,
+    make_all,
+    make_cityscapes,
+    make_coco,
+    make_holdout,
+    make_voc_det,
+    make_voc_seg,
 )
 
-__all__ = ["is_current", "make_all", "make_coco", "make_voc_det", "make_voc_seg",
-           "make_cityscapes", "make_holdout"]
+__all__ = ['is_current', 'make_all', 'make_cityscapes', 'make_coco', 'make_holdout',
+           'make_voc_det', 'make_voc_seg']
