@@ -5,7 +5,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from coordatt_mm.apis.build import build_model, network, task_of
+from coordatt_mm.apis.build import build_model, network
+from coordatt_mm.registry import task_of
 
 
 def load_for_export(config: str, checkpoint: str) -> Tuple[nn.Module, str]:

@@ -127,3 +127,9 @@ def released_forward(sd, x, strides=(1, 2, 2, 2, 1, 2, 1), dilations=(1,) * 7,
         outs.append(x)
     outs.append(F.relu6(_bn(F.conv2d(x, sd['conv.0.weight']), sd, 'conv.1')))
     return outs
+
+
+def released_logits(sd, x, classifier='classifier'):
+    """The released classifier's eval logits: features, global average pool, Linear."""
+    feats = released_forward(sd, x)[-1].mean((2, 3))
+    return F.linear(feats, sd[f'{classifier}.weight'], sd[f'{classifier}.bias'])

@@ -51,10 +51,19 @@ def build(path):
     return build_model(cfg)
 
 
+def cls_batch(num_classes, size=64, n=2):
+    from mmpretrain.structures import DataSample
+    return dict(inputs=[torch.randint(0, 255, (3, size, size), dtype=torch.uint8)
+                        for _ in range(n)],
+                data_samples=[DataSample().set_gt_label(i % num_classes) for i in range(n)])
+
+
 def batch_for(cfg, model):
     if cfg.default_scope == 'mmdet':
         size = 320 if 'ssdlite' in cfg.filename else 128
         return det_batch(model.bbox_head.num_classes, size)
+    if cfg.default_scope == 'mmpretrain':
+        return cls_batch(model.head.num_classes)
     return seg_batch(model.decode_head.num_classes)
 
 
@@ -97,7 +106,7 @@ def check_segmentor(path, model):
 def test_config_trains_every_parameter_and_predicts(path):
     cfg, model = build(path)
     assert cfg.runner_type == 'CPUDistributedRunner'
-    assert 'coordatt_mm' in cfg.custom_imports.imports
+    assert {'coordatt_mm', 'coordatt_mm.classifiers'} & set(cfg.custom_imports.imports)
     assert {'DatasetCheckHook', 'RNGStateHook'} <= {h['type'] for h in cfg.custom_hooks}
     if cfg.default_scope == 'mmseg':
         check_segmentor(path, model)
@@ -108,6 +117,8 @@ def test_config_trains_every_parameter_and_predicts(path):
         out = model.test_step(batch)
     if cfg.default_scope == 'mmdet':
         assert out[0].pred_instances.bboxes.shape[-1] == 4
+    elif cfg.default_scope == 'mmpretrain':
+        assert out[0].pred_score.shape == (model.head.num_classes, )
     else:
         assert out[0].pred_sem_seg.data.shape == (1, *SEG_SIZE)
 

@@ -14,7 +14,8 @@ import sys
 from mmengine.config import Config
 
 import coordatt_mm  # noqa: F401
-from coordatt_mm.datasets.check import build_split, check_dataset, task_of
+from coordatt_mm.datasets.check import build_split, check_dataset
+from coordatt_mm.registry import task_of
 
 
 def main(argv=None) -> int:

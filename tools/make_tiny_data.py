@@ -7,6 +7,7 @@ ROOT/coco         annotations/instances_{train,val}2017.json, train2017/, val201
 ROOT/VOCdevkit    VOC2007 + VOC2012 (Annotations, JPEGImages, ImageSets/Main) for detection;
                   VOC2012 SegmentationClass, SegmentationClassAug, ImageSets/Segmentation
 ROOT/cityscapes   leftImg8bit/{train,val}/<city>/, gtFine/{train,val}/<city>/*_labelTrainIds.png
+ROOT/imagenet     train/<wnid>/*.JPEG, val/ILSVRC2012_val_*.JPEG, meta/{train,val}.txt
 ROOT/holdout      det/ and seg/ images in no split, for folder inference
 
 The content is deterministic (fixed seeds). A complete, current ROOT is kept as it is; an

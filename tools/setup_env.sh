@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Create or update .venv with the pinned OpenMMLab stack (requirements.txt).
 #
-# mmcv 2.1.0 ships only as source: it is compiled once with its C++ ops
-# (~22 min on 2 cores) and the wheel is cached outside the clone, so later set-ups
-# on the same machine take seconds. A matching wheel is taken, in this order, from
-# $COORDATT_WHEELS, the directories in $PIP_FIND_LINKS, then the cache.
+# mmcv 2.1.0 ships only as source: it is compiled once with its C++ ops against the
+# pinned torch (10-25 min on 2 cores) and the wheel is cached per torch version outside
+# the clone, so later set-ups on the same machine take seconds. A matching wheel is taken,
+# in this order, from $COORDATT_WHEELS, the directories in $PIP_FIND_LINKS, then the cache;
+# a wheel built against another torch fails the ops check and is passed over.
 # Re-running on a ready .venv is a no-op.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,8 +14,10 @@ PYTHON=${PYTHON:-python3.11}
 VENV=${VENV:-.venv}
 MMCV_VERSION=2.1.0
 TORCH_VERSION=$(sed -n 's/^torch==//p' requirements.txt)
+TORCHVISION_VERSION=$(sed -n 's/^torchvision==//p' requirements.txt)
 CACHE=${COORDATT_WHEEL_CACHE:-$HOME/.cache/coordatt_mm/wheels}/torch-$TORCH_VERSION
 STAMP=$VENV/.coordatt_mm-ready
+MMCV_FOR=$VENV/.coordatt_mm-mmcv-torch  # the torch the installed mmcv wheel was built for
 WANT=$(cat requirements.txt pyproject.toml tools/setup_env.sh | sha256sum | cut -c1-16)
 VPY=$VENV/bin/python
 PIP=("$VPY" -m pip --disable-pip-version-check)
@@ -28,7 +31,10 @@ sys.exit(0 if md.version('mmcv') == '2.1.0' and __import__('mmcv._ext') else 1)
 PY
 }
 
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && has_mmcv_ops; then
+# mmcv's ops may even import beside another torch and then fail at run time
+mmcv_ready() { [ "$(cat "$MMCV_FOR" 2>/dev/null)" = "$TORCH_VERSION" ] && has_mmcv_ops; }
+
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && mmcv_ready; then
   say ".venv is ready (delete $STAMP to force a re-install)"
   exit 0
 fi
@@ -40,31 +46,41 @@ fi
 
 # torch first, with the machine's default pip configuration: a --find-links given
 # later for mmcv replaces PIP_FIND_LINKS instead of adding to it.
-say "installing torch==$TORCH_VERSION and build tools"
-"${PIP[@]}" install -q "torch==$TORCH_VERSION" 'setuptools<82' wheel ninja
+say "installing torch==$TORCH_VERSION, torchvision==$TORCHVISION_VERSION and build tools"
+"${PIP[@]}" install -q "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" \
+  'setuptools<82' wheel ninja
 
 install_mmcv_wheel() {  # $1: wheel file; returns non-zero if its ops do not import
   say "installing mmcv from $1"
   "${PIP[@]}" install -q --force-reinstall --no-deps "$1" && \
-    "${PIP[@]}" install -q "mmcv==$MMCV_VERSION" && has_mmcv_ops
+    "${PIP[@]}" install -q "mmcv==$MMCV_VERSION" && has_mmcv_ops && \
+    echo "$TORCH_VERSION" > "$MMCV_FOR"
 }
 
-if ! has_mmcv_ops; then
+if ! mmcv_ready; then
   tag=$("$VPY" -c 'import sys; v="cp%d%d" % sys.version_info[:2]; print(v + "-" + v)')
   name="mmcv-$MMCV_VERSION-$tag-linux_$(uname -m).whl"
   done_mmcv=0
-  for d in ${COORDATT_WHEELS:-} ${PIP_FIND_LINKS:-} "$CACHE"; do
+  for d in ${COORDATT_WHEELS:-} ${PIP_FIND_LINKS:-} "$CACHE"; do  # first usable wins
     d=${d#file://}
     if [ -f "$d/$name" ] && install_mmcv_wheel "$d/$name"; then done_mmcv=1; break; fi
   done
   if [ $done_mmcv = 0 ]; then
-    say "no usable $name found; compiling mmcv $MMCV_VERSION with ops (about 22 min on 2 cores)"
+    say "no usable $name found; compiling mmcv $MMCV_VERSION with ops (10-25 min on 2 cores)"
     mkdir -p "$CACHE"
-    # --no-build-isolation: the build must see our torch, otherwise mmcv silently
-    # installs without mmcv._ext. MMCV_WITH_OPS=1 compiles the C++ ops.
-    MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
-      "${PIP[@]}" wheel --no-build-isolation --no-deps --no-binary mmcv \
-      -w "$CACHE" "mmcv==$MMCV_VERSION"
+    build=$(mktemp -d)
+    trap 'rm -rf "$build"' EXIT
+    "${PIP[@]}" download -q --no-deps --no-binary mmcv --no-cache-dir -d "$build" \
+      "mmcv==$MMCV_VERSION"
+    tar -xzf "$build"/mmcv-$MMCV_VERSION.tar.gz -C "$build"
+    # torch >= 2.14's headers need C++20; mmcv 2.1.0's setup.py hard-codes -std=c++17 and
+    # a flag from CXXFLAGS would come first on the command line and lose.
+    sed -i 's/-std=c++17/-std=c++20/g' "$build/mmcv-$MMCV_VERSION/setup.py"
+    # --no-build-isolation: the build must see our torch, otherwise mmcv silently installs
+    # without mmcv._ext. --no-cache-dir: pip's wheel cache would hand back a wheel built
+    # against another torch. MMCV_WITH_OPS=1 compiles the C++ ops.
+    (cd "$build/mmcv-$MMCV_VERSION" && MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
+      "${PIP[@]}" wheel -q --no-cache-dir --no-build-isolation --no-deps -w "$CACHE" .)
     install_mmcv_wheel "$CACHE/$name" || true
   fi
 fi
@@ -75,6 +91,12 @@ grep -v '^openmim' requirements.txt > "$VENV/requirements-deps.txt"
 # openmim without its opendatalab -> openxlab chain, which pins old setuptools/requests.
 "${PIP[@]}" install -q --no-deps "$(grep '^openmim' requirements.txt)"
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e .
+# mim reads a package's model index from <site-packages>/<package>/.mim/ (`mim search
+# coordatt_mm`), a folder an editable install does not create: link the package there, as
+# OpenMMLab's `setup.py develop` links its .mim/ files (coordatt_mm/.mim/ holds links to
+# model-index.yml and configs/).
+site=$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+ln -sfn "$PWD/coordatt_mm" "$site/coordatt_mm"
 
 say "checking the installation"
 if ! has_mmcv_ops; then
@@ -88,9 +110,11 @@ fi
 "$VPY" - <<'PY'
 import importlib.metadata as md
 import pkg_resources  # noqa: F401  (openmim needs it: setuptools must stay < 82)
-import mmcv.ops, mmdet, mmseg.models, mim, coordatt_mm  # noqa: F401
-pins = {'torch': '2.13.0', 'mmcv': '2.1.0', 'mmengine': '0.10.7', 'mmdet': '3.3.0',
-        'mmsegmentation': '1.2.2', 'openmim': '0.3.9'}
+import mmcv.ops, mmdet, mmseg.models, mmpretrain.models, mim, coordatt_mm  # noqa: F401
+import torchvision.ops  # noqa: F401  (its compiled ops must match torch)
+pins = dict(line.strip().split('==') for line in open('requirements.txt')
+            if line.split('==')[0] in ('torch', 'torchvision', 'mmcv', 'mmengine', 'mmdet',
+                                       'mmsegmentation', 'mmpretrain', 'openmim'))
 bad = {k: md.version(k) for k, v in pins.items() if not md.version(k).startswith(v)}
 assert not bad, f'unexpected versions: {bad}'
 print('[setup] ok: ' + ', '.join(f'{k} {md.version(k)}' for k in pins)

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from coordatt_mm import CoordAtt, MobileNetV2CA
 from coordatt_mm.apis.build import DetectorHeads, SegmentorLogits, build_model
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.realpath(__file__))))
 
 
 class ReleasedFormCoordAtt(nn.Module):

@@ -12,7 +12,8 @@ from typing import Dict
 
 import torch.nn as nn
 
-PAPER_RESULTS = osp.join(osp.dirname(osp.dirname(__file__)), 'data', 'paper_results.json')
+PAPER_RESULTS = osp.join(osp.dirname(osp.dirname(osp.realpath(__file__))), 'data',
+                         'paper_results.json')
 
 
 def load_paper_results() -> Dict:
@@ -84,7 +85,7 @@ def classifier_equivalent(backbone_type: str, attention=None, widen_factor: floa
     return ClassifierEquivalent(bb, bb.out_channels)
 
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.realpath(__file__))))
 DENSE = [  # (label, config, input size, baseline label)
     ('SSDLite320 MobileNetV2', 'configs/ssdlite/ssdlite_mobilenetv2_8xb24-600e_coco.py', 320, None),
     ('SSDLite320 MobileNetV2 + CA', 'configs/ssdlite/ssdlite_mobilenetv2-ca_8xb24-600e_coco.py',

@@ -3,7 +3,9 @@
 - README results table: the paper's numbers (``coordatt_mm/data/paper_results.json``), the
   parameter counts of the models our configs build, and measured metrics where a results file
   exists (``results/<config name>.json``, as ``tools/test.py`` writes ``test_metrics.json``);
+- README ImageNet table: the paper's ImageNet rows beside our ``configs/imagenet/``;
 - README demo table: ``docs/demo_summary.json`` (``tools/demo.py --publish docs``);
+- ``model-index.yml`` and ``configs/*/metafile.yml``: :mod:`coordatt_mm.analysis.model_index`;
 - docs/performance.md: ``docs/complexity.md`` (``tools/analysis/complexity.py --out``) and
   ``docs/benchmark*.md`` (``tools/analysis/benchmark.py --out``).
 """
@@ -49,6 +51,19 @@ def results_table() -> str:
     return '\n'.join(lines)
 
 
+def imagenet_table() -> str:
+    from coordatt_mm.apis.build import build_model
+    lines = ['| model | top-1 paper | params paper | params ours | M-Adds paper | config | '
+             'weights |', '|---|---|---|---|---|---|---|']
+    for row in load_paper_results()['imagenet']:
+        _, model = build_model(osp.join(REPO, row['config']))
+        weights = f"[released]({row['weights']})" if row.get('weights') else '–'
+        lines.append(f"| {row['model']} | {row['top1']} | {row['params_m']}M | "
+                     f"{count_params(model) / 1e6:.2f}M | {row['madds_m']}M | "
+                     f"[{osp.basename(row['config'])}]({row['config']}) | {weights} |")
+    return '\n'.join(lines)
+
+
 def demo_table() -> str:
     path = osp.join(DOCS, 'demo_summary.json')
     if not osp.exists(path):
@@ -85,7 +100,9 @@ def benchmark_tables() -> str:
 def sections() -> Dict[str, Dict[str, callable]]:
     """file -> {marker: function producing the text between its begin/end comments}."""
     return {
-        osp.join(REPO, 'README.md'): {'results-table': results_table, 'demo-table': demo_table},
+        osp.join(REPO, 'README.md'): {'results-table': results_table,
+                                      'imagenet-table': imagenet_table,
+                                      'demo-table': demo_table},
         osp.join(DOCS, 'performance.md'): {
             'complexity-table': lambda: _file('complexity.md', '_not counted yet: '
                                               '`python tools/analysis/complexity.py --out '
@@ -104,8 +121,17 @@ def render(text: str, marker: str, body: str, path: str) -> str:
 
 
 def update(check: bool = False) -> list:
-    """Rewrite the generated sections; with ``check``, only list the stale files."""
+    """Rewrite the generated sections and files; with ``check``, only list the stale files."""
+    from coordatt_mm.analysis.model_index import metafiles
     stale = []
+    for rel, text in metafiles().items():
+        path = osp.join(REPO, rel)
+        old = open(path, encoding='utf-8').read() if osp.exists(path) else None
+        if old != text:
+            stale.append(path)
+            if not check:
+                with open(path, 'w', encoding='utf-8') as f:
+                    f.write(text)
     for path, parts in sections().items():
         with open(path, encoding='utf-8') as f:
             text = f.read()

@@ -1,5 +1,5 @@
-"""Building a detector or segmentor from a config, offline: the one place inference, export,
-analysis, the demo and the tests get their models from."""
+"""Building a detector, segmentor or classifier from a config, offline: the one place
+inference, export, analysis, the demo and the tests get their models from."""
 import copy
 import logging
 import os.path as osp
@@ -14,15 +14,7 @@ from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 
 import coordatt_mm  # noqa: F401  (registers our modules)
-
-TASKS = {'mmdet': 'det', 'mmseg': 'seg'}
-
-
-def task_of(cfg: Config) -> str:
-    scope = cfg.get('default_scope')
-    if scope not in TASKS:
-        raise ValueError(f'{cfg.filename}: default_scope must be mmdet or mmseg, got {scope!r}')
-    return TASKS[scope]
+from coordatt_mm.registry import task_of
 
 
 @lru_cache(maxsize=None)
@@ -81,6 +73,8 @@ def build_model(config: Union[str, Config], checkpoint: Optional[str] = None,
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     task_of(cfg)
+    for name in cfg.get('custom_imports', {}).get('imports', []):
+        import_module(name)  # e.g. coordatt_mm.classifiers for mmpretrain configs
     init_default_scope(cfg.default_scope)
     cfg.model.backbone.init_cfg = None
     cfg.model.backbone.pop('pretrained', None)
@@ -115,6 +109,17 @@ class DetectorHeads(nn.Module):
         return (*cls_scores, *bbox_preds)
 
 
+class ClassifierLogits(nn.Module):
+    """image (N,3,H,W, normalised) -> class logits (N,K)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x, mode='tensor')
+
+
 class SegmentorLogits(nn.Module):
     """image (N,3,H,W, normalised) -> class logits (N,K,H,W) at the input resolution."""
 
@@ -131,5 +136,6 @@ class SegmentorLogits(nn.Module):
 
 def network(cfg: Config, model: nn.Module) -> nn.Module:
     """The model from the normalised image to its raw outputs (what is exported, timed and
-    counted): :class:`DetectorHeads` or :class:`SegmentorLogits`."""
-    return (DetectorHeads if task_of(cfg) == 'det' else SegmentorLogits)(model).eval()
+    counted): :class:`DetectorHeads`, :class:`SegmentorLogits` or :class:`ClassifierLogits`."""
+    wrappers = dict(det=DetectorHeads, seg=SegmentorLogits, cls=ClassifierLogits)
+    return wrappers[task_of(cfg)](model).eval()

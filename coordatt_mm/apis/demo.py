@@ -23,7 +23,7 @@ from typing import Optional
 
 from mmengine.hooks import Hook
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.realpath(__file__))))
 CONFIGS = {'det': 'configs/demo/ssdlite_mobilenetv2-ca_1xb6-14e_tiny-coco.py',
            'seg': 'configs/demo/deeplabv3_mobilenetv2-ca-d16_1xb8-100i_tiny-voc12aug.py'}
 METRICS = {'det': 'coco/bbox_mAP', 'seg': 'mIoU'}

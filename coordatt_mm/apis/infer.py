@@ -94,7 +94,8 @@ class Predictor:
     """
 
     def __init__(self, config: str, checkpoint: str, device: str) -> None:
-        from coordatt_mm.apis.build import build_model, task_of
+        from coordatt_mm.apis.build import build_model
+        from coordatt_mm.registry import task_of
         self.cfg, self.model = build_model(config, checkpoint, device)
         self.task = task_of(self.cfg)
         self.classes = list(self.model.dataset_meta.get('classes', []))

@@ -4,9 +4,10 @@ from coordatt_mm.datasets.tiny import (
     make_cityscapes,
     make_coco,
     make_holdout,
+    make_imagenet,
     make_voc_det,
     make_voc_seg,
 )
 
 __all__ = ['is_current', 'make_all', 'make_cityscapes', 'make_coco', 'make_holdout',
-           'make_voc_det', 'make_voc_seg']
+           'make_imagenet', 'make_voc_det', 'make_voc_seg']

@@ -1,5 +1,6 @@
 """Checks of a config's datasets: missing or unreadable images, boxes outside the image or of
-zero area, masks of the wrong size or with labels beyond the class count.
+zero area, masks of the wrong size or with labels beyond the class count, class indices
+beyond the class count.
 
 One module behind ``DatasetCheckHook`` (at training start), ``tools/check_dataset.py`` (the
 full report) and ``tools/train.py --skip-bad-samples`` (train on the samples that pass).
@@ -12,6 +13,8 @@ from typing import Dict, Iterator, List, Tuple
 
 import numpy as np
 from PIL import Image
+
+from coordatt_mm.registry import task_of
 
 IGNORE_INDEX = 255
 # how far a sample is checked: files present and boxes non-empty; image headers read (sizes,
@@ -90,6 +93,10 @@ def check_sample(info: Dict, task: str, num_classes: int, level: str = 'decode')
             return [f'{img}: unreadable image ({_first_line(e)})']
     if task == 'det':
         return _box_problems(img, info.get('instances', []), size, num_classes)
+    if task == 'cls':
+        label = info.get('gt_label')
+        ok = label is None or 0 <= int(label) < num_classes
+        return [] if ok else [f'{img}: class index {label} outside 0..{num_classes - 1}']
     return _mask_problems(info, img, size, num_classes, level == 'decode')
 
 
@@ -150,10 +157,6 @@ def build_split(cfg, split: str):
     if 'filter_cfg' in dcfg:
         dcfg['filter_cfg'] = None
     return DATASETS.build(dcfg)
-
-
-def task_of(cfg) -> str:
-    return 'det' if cfg.default_scope == 'mmdet' else 'seg'
 
 
 def _leaf_configs(d: dict) -> Iterator[dict]:

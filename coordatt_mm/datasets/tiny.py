@@ -1,4 +1,4 @@
-"""Tiny synthetic datasets in the real on-disk formats (COCO, VOCdevkit, Cityscapes).
+"""Tiny synthetic datasets in the real on-disk formats (COCO, VOCdevkit, Cityscapes, ImageNet).
 
 Images hold a few simple, class-specific shapes on a noisy background, so a model learns them
 on CPU in minutes; class names and label ids are the real ones of each dataset, so the stock
@@ -29,6 +29,11 @@ VOC_SEG_CLASSES = ('background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle
                    'car', 'cat', 'chair', 'cow', 'diningtable', 'dog', 'horse', 'motorbike',
                    'person', 'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor')
 # Cityscapes trainIds drawn: road 0, building 2, sky 10, car 13 (+ 255 ignore)
+# the first ImageNet-1k classes (WordNet id, index in mmpretrain's ImageNet classes): class
+# folders and meta/*.txt use the real ids and indices, so a 1000-way head reads them unchanged
+IMAGENET_CLASSES = (('n01440764', 0), ('n01443537', 1), ('n01484850', 2), ('n01491361', 3))
+IMAGENET_KINDS = (('ellipse', (220, 40, 40)), ('rect', (40, 70, 220)),
+                  ('triangle', (30, 170, 60)), ('rect', (230, 200, 40)))
 CITY_COLOURS = {0: (128, 64, 128), 2: (70, 70, 70), 10: (70, 130, 180), 13: (0, 0, 142)}
 
 
@@ -243,6 +248,42 @@ def make_cityscapes(root: str, n_train: int = 16, n_val: int = 8, seed: int = 3)
     return root
 
 
+def _cls_image(rng, kind: int, size: int = 112) -> Image.Image:
+    shape, colour = IMAGENET_KINDS[kind]
+    img = _background(rng, size, size)
+    draw = ImageDraw.Draw(img)
+    for _ in range(int(rng.integers(1, 3))):
+        s = int(rng.uniform(0.3, 0.6) * size)
+        x, y = (int(v) for v in rng.integers(0, size - s, 2))
+        _draw(draw, shape, (x, y, x + s, y + s), fill=_jitter(rng, colour))
+    return img
+
+
+def make_imagenet(root: str, n_train: int = 24, n_val: int = 8, seed: int = 5) -> str:
+    """ImageNet as mmpretrain reads it: ``train/<wnid>/<wnid>_<n>.JPEG`` and
+    ``val/ILSVRC2012_val_<n>.JPEG`` with ``meta/train.txt`` and ``meta/val.txt`` (``<file>
+    <class index>``); ``n_train`` / ``n_val`` images per class."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(osp.join(root, 'meta'), exist_ok=True)
+    os.makedirs(osp.join(root, 'val'), exist_ok=True)
+    train, val = [], []
+    for kind, (wnid, index) in enumerate(IMAGENET_CLASSES):
+        os.makedirs(osp.join(root, 'train', wnid), exist_ok=True)
+        for i in range(n_train):
+            name = f'{wnid}/{wnid}_{i + 1}.JPEG'
+            _cls_image(rng, kind).save(osp.join(root, 'train', name), 'JPEG', quality=92)
+            train.append(f'{name} {index}')
+    for i in range(n_val * len(IMAGENET_CLASSES)):  # classes interleaved, as in the real val
+        kind = i % len(IMAGENET_CLASSES)
+        name = f'ILSVRC2012_val_{i + 1:08d}.JPEG'
+        _cls_image(rng, kind).save(osp.join(root, 'val', name), 'JPEG', quality=92)
+        val.append(f'{name} {IMAGENET_CLASSES[kind][1]}')
+    for split, lines in (('train', train), ('val', val)):
+        with open(osp.join(root, 'meta', f'{split}.txt'), 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+    return root
+
+
 def make_holdout(root: str, n: int = 6, seed: int = 4) -> str:
     """Images in no split, for folder inference: holdout/det/*.jpg and holdout/seg/*.jpg."""
     rng = np.random.default_rng(seed)
@@ -256,16 +297,18 @@ def make_holdout(root: str, n: int = 6, seed: int = 4) -> str:
 
 
 # bump when the generated content changes, so stale copies are rebuilt
-VERSION = '2'
+VERSION = '3'
 
 
 def make_all(root: str) -> Dict[str, str]:
     """Every tiny dataset under ``root``: coco/, VOCdevkit/ (detection + segmentation),
-    cityscapes/ and holdout/ images; writes ``root/VERSION`` last (marks a complete copy)."""
+    cityscapes/, imagenet/ and holdout/ images; writes ``root/VERSION`` last (marks a complete
+    copy)."""
     out = dict(coco=make_coco(osp.join(root, 'coco')),
                voc_det=make_voc_det(osp.join(root, 'VOCdevkit')),
                voc_seg=make_voc_seg(osp.join(root, 'VOCdevkit')),
                cityscapes=make_cityscapes(osp.join(root, 'cityscapes')),
+               imagenet=make_imagenet(osp.join(root, 'imagenet')),
                holdout=make_holdout(osp.join(root, 'holdout')))
     with open(osp.join(root, 'VERSION'), 'w') as f:
         f.write(VERSION + '\n')

@@ -3,7 +3,8 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 
-from coordatt_mm.datasets.check import check_dataset, task_of
+from coordatt_mm.datasets.check import check_dataset
+from coordatt_mm.registry import task_of
 
 
 @HOOKS.register_module()
