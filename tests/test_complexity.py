@@ -1,6 +1,8 @@
 import torch
 
-from coordatt_mm.analysis import classifier_equivalent, count_madds, count_params
+from coordatt_mm.analysis import count_madds, count_params
+from coordatt_mm.analysis.complexity import REPO
+from coordatt_mm.apis.build import build_model, network
 
 from reference_mbv2 import STAGES, divisible8
 
@@ -31,13 +33,18 @@ def hand_madds_mbv2(size=224, with_ca=True):
     return conv, elem
 
 
+def classifier(name):
+    cfg, model = build_model(f'{REPO}/configs/imagenet/{name}_4xb64-coslr-200e_in1k.py')
+    return network(cfg, model)
+
+
 def test_mobilenetv2_ca_complexity_matches_hand_count():
-    m = classifier_equivalent('MobileNetV2CA', dict(type='CoordAtt', reduction=32))
+    m = classifier('mobilenet-v2-ca')
     assert count_params(m) == 3_950_648
     got = count_madds(m, torch.randn(1, 3, 224, 224))
     conv, elem = hand_madds_mbv2()
     assert got == dict(conv_linear=conv, attention_elementwise=elem)
-    plain = count_madds(classifier_equivalent('MobileNetV2CA', None), torch.randn(1, 3, 224, 224))
+    plain = count_madds(classifier('mobilenet-v2'), torch.randn(1, 3, 224, 224))
     assert plain['conv_linear'] == hand_madds_mbv2(with_ca=False)[0]
     assert 300e6 < plain['conv_linear'] < 301e6  # the paper's 300M
 

@@ -131,6 +131,7 @@ default_hooks = dict(logger=dict(interval=1))
 """
 
 
+@pytest.mark.slow  # the default run keeps the segmentation one (BN sync); every config: below
 @cpu_only
 def test_two_process_detection_runs_past_the_first_iteration(tmp_path, tiny_repo_data):
     # DDP with find_unused_parameters=False fails at the second iteration on an unused layer
@@ -146,7 +147,8 @@ def tiny_version(cfg_path: Path, tiny: Path, out: Path) -> Path:
     from mmengine.config import Config
     cfg = Config.fromfile(str(cfg_path))
     roots = {'data/coco/': tiny / 'coco', 'data/VOCdevkit/VOC2012': tiny / 'VOCdevkit/VOC2012',
-             'data/VOCdevkit/': tiny / 'VOCdevkit', 'data/cityscapes/': tiny / 'cityscapes'}
+             'data/VOCdevkit/': tiny / 'VOCdevkit', 'data/cityscapes/': tiny / 'cityscapes',
+             'data/imagenet': tiny / 'imagenet'}
 
     def fix(node):
         if isinstance(node, dict):
@@ -162,7 +164,8 @@ def tiny_version(cfg_path: Path, tiny: Path, out: Path) -> Path:
                 node['scale'] = (256, 128) if cfg.default_scope == 'mmseg' else (320, 320)
             if node.get('type') == 'RandomCrop':
                 node['crop_size'] = (128, 128)
-            if 'ann_file' in node and cfg.default_scope == 'mmdet':
+            if ('ann_file' in node and cfg.default_scope == 'mmdet'
+                    or node.get('type') == 'ImageNet'):
                 node['indices'] = 8
         elif isinstance(node, list):
             for v in node:

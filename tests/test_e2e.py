@@ -87,3 +87,21 @@ def test_cityscapes_demo_config_trains_and_scores(tmp_path):
     run([BIN / 'mim', 'test', 'mmseg', cfg, '--checkpoint', tmp_path / 'w/iter_100.pth',
          '--work-dir', tmp_path / 't'], cwd=tmp_path)
     assert last_json_metrics(tmp_path / 't', 'mIoU')['mIoU'] > 40
+
+
+def test_mmdet_analyze_logs_plots_our_training_log(demo, tmp_path, monkeypatch):
+    """`mim run mmdet analyze_logs plot_curve` on the demo's log (its script, run here)."""
+    import glob
+    import runpy
+    import sys
+
+    import mmdet
+    script = f'{mmdet.__path__[0]}/.mim/tools/analysis_tools/analyze_logs.py'
+    log = glob.glob(str(demo['wd'] / 'det' / '*' / 'vis_data' / 'scalars.json'))[0]
+    out = tmp_path / 'loss.png'
+    monkeypatch.setattr(sys, 'argv', ['analyze_logs.py', 'plot_curve', log, '--keys', 'loss',
+                                      '--out', str(out)])
+    import matplotlib
+    matplotlib.use('Agg')
+    runpy.run_path(script, run_name='__main__')
+    assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'  # (it imports seaborn to get here)

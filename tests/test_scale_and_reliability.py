@@ -124,11 +124,8 @@ def test_bad_checkpoints_fail_with_file_and_problem(tmp_path, tiny_repo_data, ca
     bad = tmp_path / 'cut.pth'
     torch.save({'state_dict': {'w': torch.zeros(1000)}}, bad)
     bad.write_bytes(bad.read_bytes()[:100])
-    # once as users run it, then in this process
-    r = run([sys.executable, REPO / 'tools/test.py', DET_DEMO, bad, '--work-dir', tmp_path / 'w'],
-            cwd=tmp_path)
-    assert r.returncode != 0
-    last = r.stderr.strip().splitlines()[-1]
+    assert entry.test([str(DET_DEMO), str(bad), '--work-dir', str(tmp_path / 'w')]) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith('error: ') and str(bad) in last
     assert 'not a readable PyTorch checkpoint' in last
     rc = entry.train([str(DET_DEMO), '--resume', str(bad), '--work-dir', str(tmp_path / 'w')])

@@ -105,6 +105,29 @@ def test_segmentation_datasets_and_perfect_miou(tiny_data, kind):
     assert seen == ({0, 8, 7, 15} if kind == 'voc' else {0, 2, 10, 13})
 
 
+def test_imagenet_read_by_mmpretrain_with_real_class_indices(tiny_data):
+    """mmpretrain's ImageNet reads the annotation files with the real ImageNet indices (class
+    folders alone would need all 1000); Accuracy of the labels themselves is 100."""
+    from mmpretrain.datasets import ImageNet
+    from mmpretrain.evaluation import Accuracy
+    root = tiny_data / 'imagenet'
+    train = ImageNet(data_root=str(root), split='train', pipeline=[])
+    assert len(train) == 96 and len(train.metainfo['classes']) == 1000
+    assert train.metainfo['classes'][0] == 'tench, Tinca tinca'
+    labels = [train.get_data_info(i)['gt_label'] for i in range(len(train))]
+    assert sorted(set(labels)) == [0, 1, 2, 3]
+    for i in range(len(train)):  # n01440764 is class 0 (tench), n01443537 class 1, ...
+        info = train.get_data_info(i)
+        wnid = info['img_path'].split('/')[-2]
+        assert ['n01440764', 'n01443537', 'n01484850', 'n01491361'].index(wnid) == info['gt_label']
+    val = ImageNet(data_root=str(root), split='val', pipeline=[])
+    assert len(val) == 32
+    gt = torch.tensor([val.get_data_info(i)['gt_label'] for i in range(len(val))])
+    assert gt.bincount().tolist() == [8, 8, 8, 8]
+    top1 = Accuracy.calculate(torch.nn.functional.one_hot(gt, 1000).float(), gt, topk=(1,))
+    assert float(top1[0][0]) == 100.0
+
+
 def test_make_tiny_data_tool_keeps_current_and_refuses_foreign(tmp_path, capsys):
     from e2e_utils import tool
     main = tool('tools/make_tiny_data.py')

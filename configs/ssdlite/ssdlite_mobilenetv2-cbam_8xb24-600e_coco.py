@@ -2,8 +2,8 @@
 # Paper (Hou et al. 2021, detection table): COCO val2017 AP 23.0, 4.7M params.
 # The CBAM layers sit where CA sits. No ImageNet MobileNetV2+CBAM weights are public: they start
 # fresh on mmcls' ImageNet MobileNetV2 (allow_missing), everything else must load.
-# With ImageNet weights trained here (`mim train mmpretrain configs/imagenet/mobilenet-v2-cbam_4xb64-
-# coslr-200e_in1k.py`, see docs/classifiers.md) every tensor loads, none starts fresh:
+# With ImageNet weights trained here (docs/classifiers.md), every tensor loads, none fresh:
+#   mim train mmpretrain configs/imagenet/mobilenet-v2-cbam_4xb64-coslr-200e_in1k.py, then
 #   --cfg-options model.backbone.init_cfg.checkpoint=<its epoch_200.pth> \
 #                 model.backbone.init_cfg.allow_missing=[]
 _base_ = './ssdlite_mobilenetv2-ca_8xb24-600e_coco.py'

@@ -4,8 +4,8 @@
 # and block 20 before its last depthwise conv (1280 ch, stride 32).
 # Weights: the authors' ImageNet MobileNeXt-1.0 (yitu-opensource/MobileNeXt), converted once with
 #   python tools/convert_official_ckpt.py --trust-pickle <their file> checkpoints/mobilenext-1.0.pth
-# With ImageNet weights trained here (`mim train mmpretrain configs/imagenet/mobilenext_4xb64-
-# coslr-200e_in1k.py`, see docs/classifiers.md) every tensor loads, none starts fresh:
+# With ImageNet weights trained here (docs/classifiers.md), every tensor loads, none fresh:
+#   mim train mmpretrain configs/imagenet/mobilenext_4xb64-coslr-200e_in1k.py, then
 #   --cfg-options model.backbone.init_cfg.checkpoint=<its epoch_200.pth> \
 #                 model.backbone.init_cfg.allow_missing=[]
 _base_ = './ssdlite_mobilenetv2-ca_8xb24-600e_coco.py'

@@ -1,9 +1,8 @@
 """Complexity counts and latency benchmarks of our models (``tools/analysis/``)."""
 from coordatt_mm.analysis.complexity import (
-    classifier_equivalent,
     count_madds,
     count_params,
     load_paper_results,
 )
 
-__all__ = ['classifier_equivalent', 'count_madds', 'count_params', 'load_paper_results']
+__all__ = ['count_madds', 'count_params', 'load_paper_results']

@@ -63,28 +63,6 @@ def count_madds(model: nn.Module, inputs) -> Dict[str, int]:
     return dict(conv_linear=conv_linear // batch, attention_elementwise=elementwise[0])
 
 
-class ClassifierEquivalent(nn.Module):
-    """backbone -> global average pool -> linear to 1000 classes (the ImageNet models'
-    head: how the paper counts backbone parameters and M-Adds)."""
-
-    def __init__(self, backbone: nn.Module, channels: int, num_classes: int = 1000) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.fc = nn.Linear(channels, num_classes)
-
-    def forward(self, x):
-        return self.fc(self.backbone(x)[-1].mean(dim=(2, 3)))
-
-
-def classifier_equivalent(backbone_type: str, attention=None, widen_factor: float = 1.0):
-    from coordatt_mm.backbones import MobileNetV2CA, MobileNeXtCA
-    if backbone_type == 'MobileNetV2CA':
-        bb = MobileNetV2CA(widen_factor=widen_factor, attention=attention, out_indices=(7,))
-        return ClassifierEquivalent(bb, bb.conv2.conv.out_channels)
-    bb = MobileNeXtCA(widen_factor=widen_factor, attention=attention, out_indices=(7,))
-    return ClassifierEquivalent(bb, bb.out_channels)
-
-
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.realpath(__file__))))
 DENSE = [  # (label, config, input size, baseline label)
     ('SSDLite320 MobileNetV2', 'configs/ssdlite/ssdlite_mobilenetv2_8xb24-600e_coco.py', 320, None),
@@ -118,9 +96,9 @@ def rows() -> list:
     from coordatt_mm.apis.build import build_model, network
     paper = load_paper_results()
     out, base = [], {}
-    for r in paper['imagenet']:
-        m = classifier_equivalent(r['backbone'], r['attention'])
-        mac = count_madds(m, torch.randn(1, 3, 224, 224))
+    for r in paper['imagenet']:  # the ImageNet configs' classifiers
+        cfg, m = build_model(osp.join(REPO, r['config']))
+        mac = count_madds(network(cfg, m), torch.randn(1, 3, 224, 224))
         total = mac['conv_linear'] + mac['attention_elementwise']
         if r['attention'] is None:
             base[r['backbone']] = total

@@ -50,8 +50,9 @@ def _paper_rows() -> Dict[str, dict]:
 
 
 @lru_cache(maxsize=None)
-def _facts(config: str) -> tuple:
-    """(task, dataset type, parameter count) of the model ``config`` builds."""
+def config_facts(config: str) -> tuple:
+    """(task, dataset type, parameter count) of the model ``config`` (a path relative to the
+    repository) builds; built once per process."""
     from coordatt_mm.apis.build import build_model
     from coordatt_mm.registry import task_of
     cfg, model = build_model(osp.join(REPO, config))
@@ -62,7 +63,7 @@ def _facts(config: str) -> tuple:
 
 
 def _entry(config: str, collection: str, row: Optional[dict]) -> dict:
-    task, dataset, params = _facts(config)
+    task, dataset, params = config_facts(config)
     result = dict(Task=TASK_NAMES[task], Dataset=DATASET_NAMES.get(dataset, dataset))
     if row and row.get('paper') is not None:  # the paper's number, not ours
         result['Metrics'] = {METRIC_NAMES.get(row['metric'], row['metric']): row['paper']}

@@ -13,7 +13,8 @@ import json
 import os.path as osp
 from typing import Dict
 
-from coordatt_mm.analysis.complexity import REPO, count_params, load_paper_results
+from coordatt_mm.analysis.complexity import REPO, load_paper_results
+from coordatt_mm.analysis.model_index import config_facts, metafiles
 
 METRIC_KEYS = {'det': ('coco/bbox_mAP', 'pascal_voc/mAP'), 'seg': ('mIoU',)}
 DOCS = osp.join(REPO, 'docs')
@@ -36,12 +37,10 @@ def _measured(row: dict) -> str:
 
 
 def results_table() -> str:
-    from coordatt_mm.apis.build import build_model
     lines = ['| task | dataset | model | metric | paper | ours | params paper | params ours '
              '| config |', '|---|---|---|---|---|---|---|---|---|']
     for row in load_paper_results()['rows']:
-        _, model = build_model(osp.join(REPO, row['config']))
-        n = count_params(model)
+        n = config_facts(row['config'])[2]
         paper = row['paper'] if row['paper'] is not None else row.get('reference', '–')
         pp = f"{row['paper_params_m']}M" if row['paper_params_m'] else '–'
         name = osp.basename(row['config'])
@@ -52,14 +51,12 @@ def results_table() -> str:
 
 
 def imagenet_table() -> str:
-    from coordatt_mm.apis.build import build_model
     lines = ['| model | top-1 paper | params paper | params ours | M-Adds paper | config | '
              'weights |', '|---|---|---|---|---|---|---|']
     for row in load_paper_results()['imagenet']:
-        _, model = build_model(osp.join(REPO, row['config']))
         weights = f"[released]({row['weights']})" if row.get('weights') else '–'
         lines.append(f"| {row['model']} | {row['top1']} | {row['params_m']}M | "
-                     f"{count_params(model) / 1e6:.2f}M | {row['madds_m']}M | "
+                     f"{config_facts(row['config'])[2] / 1e6:.2f}M | {row['madds_m']}M | "
                      f"[{osp.basename(row['config'])}]({row['config']}) | {weights} |")
     return '\n'.join(lines)
 
@@ -122,7 +119,6 @@ def render(text: str, marker: str, body: str, path: str) -> str:
 
 def update(check: bool = False) -> list:
     """Rewrite the generated sections and files; with ``check``, only list the stale files."""
-    from coordatt_mm.analysis.model_index import metafiles
     stale = []
     for rel, text in metafiles().items():
         path = osp.join(REPO, rel)
