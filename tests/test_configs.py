@@ -11,7 +11,7 @@ from coordatt_mm.apis.build import build_model, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(p for p in (REPO / 'configs').rglob('*.py') if '_base_' not in p.parts)
-SEG_SIZE = (128, 128)
+SEG_SIZE = (64, 64)
 
 
 def n_params(m):

@@ -43,3 +43,12 @@ def test_mim_search_lists_every_config(tmp_path):
               if line.startswith('config id:')}
     missing = [c for c in CONFIGS if Path(c).stem not in listed]
     assert not missing, f'mim search does not list {missing}:\n{out[-2000:]}'
+
+
+def test_parameter_counts_are_those_of_the_built_models():
+    from coordatt_mm.analysis.complexity import count_params
+    from coordatt_mm.apis.build import build_model
+    listed = {m['Config']: m['Metadata']['Parameters'] for _, m in entries()}
+    for config in ('configs/ssdlite/ssdlite_mobilenetv2-ca_8xb24-600e_coco.py',
+                   'configs/imagenet/mobilenext-ca_4xb64-coslr-200e_in1k.py'):
+        assert count_params(build_model(str(REPO / config))[1]) == listed[config], config

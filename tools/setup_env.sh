@@ -2,7 +2,7 @@
 # Create or update .venv with the pinned OpenMMLab stack (requirements.txt).
 #
 # mmcv 2.1.0 ships only as source: it is compiled once with its C++ ops against the
-# pinned torch (10-25 min on 2 cores) and the wheel is cached per torch version outside
+# pinned torch (10-30 min on 2 cores) and the wheel is cached per torch version outside
 # the clone, so later set-ups on the same machine take seconds. A matching wheel is taken,
 # in this order, from $COORDATT_WHEELS, the directories in $PIP_FIND_LINKS, then the cache;
 # a wheel built against another torch fails the ops check and is passed over.
@@ -66,7 +66,7 @@ if ! mmcv_ready; then
     if [ -f "$d/$name" ] && install_mmcv_wheel "$d/$name"; then done_mmcv=1; break; fi
   done
   if [ $done_mmcv = 0 ]; then
-    say "no usable $name found; compiling mmcv $MMCV_VERSION with ops (10-25 min on 2 cores)"
+    say "no usable $name found; compiling mmcv $MMCV_VERSION with ops (10-30 min on 2 cores)"
     mkdir -p "$CACHE"
     build=$(mktemp -d)
     trap 'rm -rf "$build"' EXIT

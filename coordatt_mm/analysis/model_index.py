@@ -55,7 +55,7 @@ def config_facts(config: str) -> tuple:
     repository) builds; built once per process."""
     from coordatt_mm.apis.build import build_model
     from coordatt_mm.registry import task_of
-    cfg, model = build_model(osp.join(REPO, config))
+    cfg, model = build_model(osp.join(REPO, config), device='meta')
     ds = cfg.test_dataloader.dataset
     while 'dataset' in ds or 'datasets' in ds:
         ds = ds['dataset'] if 'dataset' in ds else ds['datasets'][0]

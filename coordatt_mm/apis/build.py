@@ -3,11 +3,12 @@ inference, export, analysis, the demo and the tests get their models from."""
 import copy
 import logging
 import os.path as osp
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 from importlib import import_module
 from typing import Optional, Tuple, Union
 
+import torch
 import torch.nn as nn
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
@@ -65,6 +66,8 @@ def build_model(config: Union[str, Config], checkpoint: Optional[str] = None,
     Args:
         checkpoint: weights to load (strictly), e.g. a trained model; the class names of
             its meta become ``model.dataset_meta``.
+        device: where the model lives; ``'meta'`` builds it without memory or initialisation
+            (shapes and parameter counts only, fast).
         init: run ``init_weights()`` (the backbone's default initialisation), as training
             from scratch starts; otherwise the modules keep their construction-time weights.
         cfg_options: config entries to override first.
@@ -80,7 +83,10 @@ def build_model(config: Union[str, Config], checkpoint: Optional[str] = None,
     cfg.model.backbone.pop('pretrained', None)
     cfg.model.pop('pretrained', None)
     registry = import_module(f'{cfg.default_scope}.registry').MODELS
-    model = revert_sync_batchnorm(registry.build(cfg.model))
+    if device == 'meta' and (checkpoint or init):
+        raise ValueError('a model on the meta device has no values to load or initialise')
+    with torch.device(device) if device == 'meta' else nullcontext():
+        model = revert_sync_batchnorm(registry.build(cfg.model))
     ckpt_meta = None
     if init:
         with quiet_logs():
@@ -93,7 +99,7 @@ def build_model(config: Union[str, Config], checkpoint: Optional[str] = None,
                                     logger='silent').get('meta')
     model.cfg = cfg  # mmdet's/mmseg's inference read their test pipeline from here
     model.dataset_meta = dataset_meta(cfg, ckpt_meta)
-    return cfg, model.to(device).eval()
+    return cfg, (model if device == 'meta' else model.to(device)).eval()
 
 
 class DetectorHeads(nn.Module):
