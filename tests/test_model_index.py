@@ -27,6 +27,7 @@ def test_every_config_has_exactly_one_entry_and_every_entry_a_file():
     for rel, model in entries():
         assert Path(rel).parent == Path(model['Config']).parent, (rel, model['Config'])
         assert model['Metadata']['Parameters'] > 0
+        assert model['Metadata']['Training Data'] == model['Results'][0]['Dataset']
         assert model['Results'][0]['Task'] in ('Object Detection', 'Semantic Segmentation',
                                                'Image Classification')
 

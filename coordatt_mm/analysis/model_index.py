@@ -64,11 +64,13 @@ def config_facts(config: str) -> tuple:
 
 def _entry(config: str, collection: str, row: Optional[dict]) -> dict:
     task, dataset, params = config_facts(config)
-    result = dict(Task=TASK_NAMES[task], Dataset=DATASET_NAMES.get(dataset, dataset))
+    dataset = DATASET_NAMES.get(dataset, dataset)
+    result = dict(Task=TASK_NAMES[task], Dataset=dataset)
     if row and row.get('paper') is not None:  # the paper's number, not ours
         result['Metrics'] = {METRIC_NAMES.get(row['metric'], row['metric']): row['paper']}
     entry = dict(Name=osp.splitext(osp.basename(config))[0], **{'In Collection': collection},
-                 Config=config, Metadata=dict(Parameters=params), Results=[result])
+                 Config=config, Metadata={'Training Data': dataset, 'Parameters': params},
+                 Results=[result])
     if row and row.get('weights'):
         entry['Weights'] = row['weights']
     return entry
