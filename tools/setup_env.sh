@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3.11}
 VENV=${VENV:-.venv}
+case $VENV in /*) ;; *) VENV=$PWD/$VENV ;; esac  # absolute: the mmcv build runs elsewhere
 MMCV_VERSION=2.1.0
 TORCH_VERSION=$(sed -n 's/^torch==//p' requirements.txt)
 TORCHVISION_VERSION=$(sed -n 's/^torchvision==//p' requirements.txt)
