@@ -53,13 +53,10 @@ def _paper_rows() -> Dict[str, dict]:
 def config_facts(config: str) -> tuple:
     """(task, dataset type, parameter count) of the model ``config`` (a path relative to the
     repository) builds; built once per process."""
-    from coordatt_mm.apis.build import build_model
+    from coordatt_mm.apis.build import build_model, test_dataset_cfg
     from coordatt_mm.registry import task_of
     cfg, model = build_model(osp.join(REPO, config), device='meta')
-    ds = cfg.test_dataloader.dataset
-    while 'dataset' in ds or 'datasets' in ds:
-        ds = ds['dataset'] if 'dataset' in ds else ds['datasets'][0]
-    return task_of(cfg), ds['type'], count_params(model)
+    return task_of(cfg), test_dataset_cfg(cfg)['type'], count_params(model)
 
 
 def _entry(config: str, collection: str, row: Optional[dict]) -> dict:

@@ -119,24 +119,19 @@ def render(text: str, marker: str, body: str, path: str) -> str:
 
 def update(check: bool = False) -> list:
     """Rewrite the generated sections and files; with ``check``, only list the stale files."""
+    files = {osp.join(REPO, rel): text for rel, text in metafiles().items()}
+    for path, parts in sections().items():
+        with open(path, encoding='utf-8') as f:
+            text = f.read()
+        for marker, produce in parts.items():
+            text = render(text, marker, produce(), path)
+        files[path] = text
     stale = []
-    for rel, text in metafiles().items():
-        path = osp.join(REPO, rel)
+    for path, text in files.items():
         old = open(path, encoding='utf-8').read() if osp.exists(path) else None
         if old != text:
             stale.append(path)
             if not check:
                 with open(path, 'w', encoding='utf-8') as f:
                     f.write(text)
-    for path, parts in sections().items():
-        with open(path, encoding='utf-8') as f:
-            text = f.read()
-        new = text
-        for marker, produce in parts.items():
-            new = render(new, marker, produce(), path)
-        if new != text:
-            stale.append(path)
-            if not check:
-                with open(path, 'w', encoding='utf-8') as f:
-                    f.write(new)
     return stale

@@ -44,6 +44,14 @@ def quiet_logs(level=logging.WARNING):
             lg.setLevel(old)
 
 
+def test_dataset_cfg(cfg: Config) -> dict:
+    """The config of the dataset ``test_dataloader`` reads, inside any wrappers."""
+    ds = cfg.test_dataloader.dataset
+    while 'dataset' in ds or 'datasets' in ds:
+        ds = ds['dataset'] if 'dataset' in ds else ds['datasets'][0]
+    return ds
+
+
 def dataset_meta(cfg: Config, checkpoint_meta: Optional[dict] = None) -> dict:
     """Class names and palette: the checkpoint's when it has them, else the config's test
     dataset's."""
@@ -51,10 +59,7 @@ def dataset_meta(cfg: Config, checkpoint_meta: Optional[dict] = None) -> dict:
     if meta:
         return {k.lower(): v for k, v in meta.items()}
     datasets = import_module(f'{cfg.default_scope}.registry').DATASETS
-    ds = cfg.test_dataloader.dataset
-    while 'dataset' in ds or 'datasets' in ds:  # wrappers
-        ds = ds['dataset'] if 'dataset' in ds else ds['datasets'][0]
-    return dict(datasets.get(ds.type).METAINFO)
+    return dict(datasets.get(test_dataset_cfg(cfg)['type']).METAINFO)
 
 
 def build_model(config: Union[str, Config], checkpoint: Optional[str] = None,

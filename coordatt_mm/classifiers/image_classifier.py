@@ -11,7 +11,6 @@ from coordatt_mm.registry import register_model
 # the authors' classifiers end in a Linear at ``classifier`` (MobileNetV2 + CA) or at
 # ``classifier.1`` (after a Dropout); mmpretrain's LinearClsHead holds it at ``head.fc``
 _AUTHORS_HEAD = re.compile(r'^classifier\.(?:1\.)?(weight|bias)$')
-_OUR_PARTS = ('backbone.', 'neck.', 'head.', 'data_preprocessor.')
 
 
 @register_model(scopes=('mmpretrain',))
@@ -34,10 +33,8 @@ class ReleasedLayoutClassifier(ImageClassifier):
                              *args) -> None:
         ours = [k for k in state_dict if k.startswith(prefix)]
         local = {k[len(prefix):]: state_dict[k] for k in ours}
-        if not local or any(k.startswith(_OUR_PARTS) for k in local):
-            return
         layout = detect_layout(self.backbone, local)
-        if layout == 'ours':
+        if layout == 'ours':  # our own state dicts (backbone.*, head.*) load as they are
             return
         head = {m.group(1): v for k, v in local.items() if (m := _AUTHORS_HEAD.match(k))}
         body = {k: v for k, v in local.items() if not _AUTHORS_HEAD.match(k)}
