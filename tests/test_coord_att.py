@@ -93,7 +93,7 @@ def test_fast_eval_form_equals_training_form(shape, memory_format):
     slow = m(x)  # grad enabled: the concat form
     with torch.no_grad():
         fast = m(x)
-        assert m._fold_cache is not None  # the folded path really ran
+        assert m._eval_cache is not None  # the folded path really ran
     torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
     # the folded weights follow parameter updates
     with torch.no_grad():

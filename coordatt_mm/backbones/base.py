@@ -3,9 +3,12 @@ stage freezing, ``norm_eval`` and the checkpoint layout tables the loader reads.
 import warnings
 from typing import Dict, List, Optional
 
+import torch
 import torch.nn as nn
+from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import initialize
+from torch.nn.modules import module as torch_module  # its global hook tables
 from torch.nn.modules.batchnorm import _BatchNorm
 
 # mmdet's and mmseg's MobileNetV2 start from this when no checkpoint is given
@@ -95,3 +98,27 @@ def conv_module_map(ours: str, theirs_conv: str, theirs_norm: str,
                     norm_name: str) -> Dict[str, str]:
     """The two entries of an mmcv ConvModule (conv, norm) in a module map."""
     return {f'{ours}.conv': theirs_conv, f'{ours}.{norm_name}': theirs_norm}
+
+
+def conv_then_attention(conv: ConvModule, attention: Optional[nn.Module],
+                        x: torch.Tensor) -> torch.Tensor:
+    """``attention(conv(x))``, handing an attention layer that can (``CoordAtt``, see
+    :meth:`CoordAtt.forward_after_norm_act`) the conv output with the module's norm and
+    activation, which its fused eval form computes inside its own passes instead of in two
+    passes of their own. Modules with hooks are called as usual, so the hooks see what they
+    expect."""
+    if attention is None:
+        return conv(x)
+    after = getattr(attention, 'forward_after_norm_act', None)
+    act = conv.activate if conv.with_activation else None
+    if (after is not None and conv.order == ('conv', 'norm', 'act') and conv.with_norm
+            and not conv.with_explicit_padding and not conv.with_spectral_norm
+            and not _hooked(conv, conv.norm, act, attention)):
+        return after(conv.conv(x), conv.norm, act)
+    return attention(conv(x))
+
+
+def _hooked(*modules: Optional[nn.Module]) -> bool:
+    if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
+        return True
+    return any(m is not None and (m._forward_hooks or m._forward_pre_hooks) for m in modules)

@@ -14,7 +14,7 @@ from mmcv.cnn import ConvModule
 from mmdet.models.utils import make_divisible
 from mmengine.model import BaseModule
 
-from coordatt_mm.backbones.base import MobileBackbone, conv_module_map
+from coordatt_mm.backbones.base import MobileBackbone, conv_module_map, conv_then_attention
 from coordatt_mm.layers import build_attention
 from coordatt_mm.registry import register_model
 
@@ -83,9 +83,7 @@ class InvertedResidualCA(BaseModule):
 
     def _body(self, x: torch.Tensor) -> torch.Tensor:
         out = x if self.expand is None else self.expand(x)
-        out = self.depthwise(out)
-        if self.attention is not None:
-            out = self.attention(out)
+        out = conv_then_attention(self.depthwise, self.attention, out)
         out = self.project(out)
         return x + out if self.use_res_connect else out
 

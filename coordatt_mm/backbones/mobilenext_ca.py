@@ -11,7 +11,7 @@ from mmcv.cnn import ConvModule
 from mmdet.models.utils import make_divisible
 from mmengine.model import BaseModule
 
-from coordatt_mm.backbones.base import MobileBackbone, conv_module_map
+from coordatt_mm.backbones.base import MobileBackbone, conv_module_map, conv_then_attention
 from coordatt_mm.layers import build_attention
 from coordatt_mm.registry import register_model
 
@@ -73,11 +73,7 @@ class SandGlassCA(BaseModule):
                                   dilation=dilation, groups=out_channels, act_cfg=None, **common)
 
     def _body(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        out = x
-        if self.dw1 is not None:
-            out = self.dw1(out)
-        if self.attention is not None:
-            out = self.attention(out)
+        out = x if self.dw1 is None else conv_then_attention(self.dw1, self.attention, x)
         expanded = self.expand(self.reduce(out))
         out = expanded if self.dw2 is None else self.dw2(expanded)
         return (x + out if self.use_res_connect else out), expanded

@@ -3,16 +3,38 @@
 Hou, Zhou, Feng. "Coordinate Attention for Efficient Mobile Network Design", CVPR 2021.
 Functionally identical to the block of the authors' released MobileNetV2 + CA classifier.
 """
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
+from mmcv.cnn.bricks.hswish import HSwish
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from coordatt_mm import ops
 from coordatt_mm.layers.channels import resolve_channels
 from coordatt_mm.registry import register_model
+
+# activations the fused eval kernels apply themselves (codes of coordatt_mm.ops): after CA's
+# shared transform, and before CA (a block's own, see forward_after_norm_act)
+_FUSED_ACTIVATIONS = {nn.Identity: 0, nn.ReLU: 1, nn.ReLU6: 2, nn.Hardswish: 3, HSwish: 3}
+_PROLOGUE_ACTIVATIONS = {type(None): 0, nn.Identity: 0, nn.ReLU: 1, nn.ReLU6: 2}
+
+
+def _tensor_states(modules) -> Union[list, object]:
+    """Versions and addresses of every parameter and buffer of ``modules``: a cache built from
+    them is valid while this is unchanged (in-place updates bump a version, new tensors have
+    new addresses). Read through the modules' own dicts: this runs on every eval call."""
+    tensors = []
+    for m in modules:
+        tensors += m._parameters.values()
+        tensors += m._buffers.values()
+    tensors = [t for t in tensors if t is not None]
+    try:
+        return [t._version for t in tensors] + [t.data_ptr() for t in tensors]
+    except RuntimeError:  # inference tensors keep no version: a key that never matches
+        return object()
 
 
 @register_model()
@@ -24,12 +46,16 @@ class CoordAtt(nn.Module):
     one per column with two 1x1 convs: ``out = x * a_w * a_h``.
 
     Training runs the released computation (one encoder call on the concatenated H+W
-    positions, so BN statistics are the released model's). In eval mode with a BatchNorm
-    (frozen statistics act per position) the two paths never mix, so the fast form is used
-    automatically: the row and column means go through the 1x1 convs as matrix products
-    (BN folded into the shared one, cached until a weight changes; on the N,H,W,C view for a
-    channels-last input), and the gating is done in place. Other norms (GN mixes positions)
-    keep the concat form. Outputs agree to float precision (tested <= 1e-5).
+    positions, so BN statistics are the released model's); on the CPU the pooling and the
+    gating are fused kernels of :mod:`coordatt_mm.ops` (one pass each), and everywhere the
+    gating's backward keeps x and the two gates but not ``x * a_w``. In eval mode with a
+    BatchNorm (frozen statistics act per position) the two paths never mix, so the fast form is
+    used automatically: BN folded into the shared conv (cached until a weight changes), and on
+    float CPU tensors the whole layer is one compiled call (pool, the three transforms, gate);
+    elsewhere (CUDA, half, tracing, export, ``torch.compile``, no compiled ops) the row and
+    column means go through the 1x1 convs as matrix products and the gating is done in place.
+    Other norms (GN mixes positions) keep the concat form. Outputs agree to float precision
+    (tested <= 1e-5).
 
     Usable as an mmcv plugin (``build_plugin_layer`` passes ``in_channels``), e.g. after the
     3x3 conv of mmdet's / mmseg's ResNet bottlenecks:
@@ -44,6 +70,8 @@ class CoordAtt(nn.Module):
         inplace: in the fast eval form, gate ``x`` itself instead of a copy (as
             ``nn.ReLU(inplace=True)``); saves a full-size allocation when the caller owns ``x``,
             as the backbones' blocks do.
+        use_ops: take the compiled kernels where they apply (False: PyTorch ops only, the
+            same results; for comparisons).
     """
 
     def __init__(self,
@@ -53,10 +81,12 @@ class CoordAtt(nn.Module):
                  norm_cfg: Optional[dict] = None,
                  act_cfg: Optional[dict] = None,
                  inplace: bool = False,
-                 channels: Optional[int] = None) -> None:
+                 channels: Optional[int] = None,
+                 use_ops: bool = True) -> None:
         super().__init__()
         channels = resolve_channels('CoordAtt', in_channels, channels)
         self.inplace = inplace
+        self.use_ops = use_ops
         mip = max(min_channels, channels // reduction)
         self.channels = channels
         self.mip = mip
@@ -65,59 +95,101 @@ class CoordAtt(nn.Module):
         self.act = build_activation_layer(act_cfg or dict(type='HSwish'))
         self.conv_h = nn.Conv2d(mip, channels, 1)
         self.conv_w = nn.Conv2d(mip, channels, 1)
-        self._fold_cache = None
+        self._eval_cache = None
+
+    def _fast_eval(self) -> bool:
+        return (not self.training and not torch.is_grad_enabled()
+                and isinstance(self.norm, _BatchNorm))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training and isinstance(self.norm, _BatchNorm) and not torch.is_grad_enabled():
+        if self._fast_eval():
             return self._forward_fast(x)
         h, w = x.shape[-2:]
-        x_h = x.mean(dim=3, keepdim=True)                  # N,C,H,1
-        x_w = x.mean(dim=2, keepdim=True).transpose(2, 3)  # N,C,W,1
-        y = self.act(self.norm(self.conv_reduce(torch.cat([x_h, x_w], dim=2))))
+        z = ops.coord_pool(x) if self.use_ops else torch.cat([x.mean(3), x.mean(2)], dim=2)
+        y = self.act(self.norm(self.conv_reduce(z.unsqueeze(3))))  # z: N,C,H+W; y: N,mip,H+W,1
         y_h, y_w = y.split([h, w], dim=2)
-        a_h = self.conv_h(y_h).sigmoid()
-        a_w = self.conv_w(y_w.transpose(2, 3)).sigmoid()
-        return x * a_w * a_h
+        a_h = self.conv_h(y_h).sigmoid().squeeze(3)  # N,C,H
+        a_w = self.conv_w(y_w).sigmoid().squeeze(3)  # N,C,W
+        return ops.coord_gate(x, a_h, a_w) if self.use_ops else \
+            x * a_w.unsqueeze(2) * a_h.unsqueeze(3)
 
-    def _folded(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        """conv_reduce with the eval BatchNorm folded in, as a (mip, C) matrix and a bias;
-        recomputed when any input changed."""
-        bn, conv = self.norm, self.conv_reduce
-        tensors = (conv.weight, conv.bias, bn.weight, bn.bias, bn.running_mean, bn.running_var)
-        key = tuple((t.data_ptr(), t._version) for t in tensors if t is not None)
-        if self._fold_cache is None or self._fold_cache[0] != key:
+    def forward_after_norm_act(self, x: torch.Tensor, norm: nn.Module,
+                               act: Optional[nn.Module]) -> torch.Tensor:
+        """``self(act(norm(x)))``, for a block that hands CA its depthwise conv output.
+
+        In the fused eval form, with ``norm`` a BatchNorm using running statistics and ``act``
+        ReLU, ReLU6 or none, the folded ``norm`` and ``act`` are computed where the kernels'
+        pooling and gating passes read ``x``: they cost no pass of their own, and ``x`` is
+        gated in place when ``inplace``.
+        """
+        pro_act = _PROLOGUE_ACTIVATIONS.get(type(act))
+        act_code = _FUSED_ACTIVATIONS.get(type(self.act))
+        if (pro_act is not None and act_code is not None and self.use_ops and self._fast_eval()
+                and isinstance(norm, _BatchNorm) and not norm.training
+                and norm.running_mean is not None and ops.fused_usable(x)):
+            weights, prologue = self._eval_args(norm)
+            out = ops.coord_att_eval(x, weights, act_code, self.inplace,
+                                     prologue=prologue + (pro_act,))
+            if out is not None:
+                return out
+        x = norm(x)
+        return self(x if act is None else act(x))
+
+    def _eval_args(self, before: Optional[_BatchNorm] = None) -> Tuple[tuple, tuple]:
+        """The eval form's weights: ``(w1, b1, wth, bh, wtw, bw)`` -- the shared conv with its
+        BatchNorm folded in, (mip, C); its bias; the H and W convs' weights transposed to
+        (mip, C) and their biases -- and, for a BatchNorm ``before`` CA, its ``(scale, shift)``.
+        Cached until any tensor they come from changes."""
+        mods = self._modules
+        sources = [mods['conv_reduce'], mods['norm'], mods['conv_h'], mods['conv_w']]
+        key = (_tensor_states(sources + ([before] if before is not None else [])), id(before))
+        if self._eval_cache is None or self._eval_cache[0] != key:
+            conv, bn = self.conv_reduce, self.norm
             scale = torch.rsqrt(bn.running_var + bn.eps)
             if bn.weight is not None:
                 scale = scale * bn.weight
             bias = (conv.bias - bn.running_mean) * scale
             if bn.bias is not None:
                 bias = bias + bn.bias
-            self._fold_cache = (key, conv.weight.flatten(1) * scale[:, None], bias)
-        return self._fold_cache[1], self._fold_cache[2]
+            weights = ((conv.weight.flatten(1) * scale[:, None]).contiguous(), bias.contiguous(),
+                       self.conv_h.weight.flatten(1).t().contiguous(), self.conv_h.bias.detach(),
+                       self.conv_w.weight.flatten(1).t().contiguous(), self.conv_w.bias.detach())
+            prologue = ()
+            if before is not None:
+                pro_scale = torch.rsqrt(before.running_var + before.eps)
+                if before.weight is not None:
+                    pro_scale = pro_scale * before.weight
+                pro_shift = -before.running_mean * pro_scale
+                if before.bias is not None:
+                    pro_shift = pro_shift + before.bias
+                prologue = (pro_scale.contiguous(), pro_shift.contiguous())
+            # the module referenced by id() stays alive with the cache, so its id is not reused
+            self._eval_cache = (key, (weights, prologue), before)
+        return self._eval_cache[1]
 
     def _forward_fast(self, x: torch.Tensor) -> torch.Tensor:
-        weight, bias = self._folded()
+        act = _FUSED_ACTIVATIONS.get(type(self.act))
+        weights, _ = self._eval_args()
+        if self.use_ops and act is not None:
+            out = ops.coord_att_eval(x, weights, act, self.inplace)
+            if out is not None:
+                return out
+        w1, b1, wth, bh, wtw, bw = weights
         h = x.shape[2]
         if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-            return self._forward_fast_nhwc(x, weight, bias, h)
+            # channels-last: work on the N,H,W,C view so that pooling, the products and the
+            # gating all run along contiguous channels (NCHW-shaped gates would be strided)
+            xt = x.permute(0, 2, 3, 1)
+            y = self.act(F.linear(torch.cat([xt.mean(2), xt.mean(1)], dim=1), w1, b1))
+            a_h = F.linear(y[:, :h], wth.t(), bh).sigmoid_().unsqueeze(2)  # N,H,1,C
+            a_w = F.linear(y[:, h:], wtw.t(), bw).sigmoid_().unsqueeze(1)  # N,1,W,C
+            out = xt.mul_(a_h) if self.inplace else torch.mul(xt, a_h)
+            return out.mul_(a_w).permute(0, 3, 1, 2)  # N,C,H,W, channels-last
         # 1x1 convs act per position: on the N,C,H+W descriptors they are matrix products,
         # far cheaper to dispatch than conv2d on such thin tensors.
         z = torch.cat([x.mean(3), x.mean(2)], dim=2)  # N,C,H+W
-        y = self.act(torch.matmul(weight, z).add_(bias[:, None]))
-        a_h = torch.matmul(self.conv_h.weight.flatten(1), y[..., :h])
-        a_w = torch.matmul(self.conv_w.weight.flatten(1), y[..., h:])
-        a_h = a_h.add_(self.conv_h.bias[:, None]).sigmoid_().unsqueeze(3)  # N,C,H,1
-        a_w = a_w.add_(self.conv_w.bias[:, None]).sigmoid_().unsqueeze(2)  # N,C,1,W
-        out = x.mul_(a_h) if self.inplace else torch.mul(x, a_h)
+        y = self.act(torch.matmul(w1, z).add_(b1[:, None]))
+        a_h = torch.matmul(wth.t(), y[..., :h]).add_(bh[:, None]).sigmoid_().unsqueeze(3)
+        a_w = torch.matmul(wtw.t(), y[..., h:]).add_(bw[:, None]).sigmoid_().unsqueeze(2)
+        out = x.mul_(a_h) if self.inplace else torch.mul(x, a_h)  # a_h: N,C,H,1; a_w: N,C,1,W
         return out.mul_(a_w)
-
-    def _forward_fast_nhwc(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                           h: int) -> torch.Tensor:
-        # channels-last: work on the N,H,W,C view so that pooling, the products and the gating
-        # all run along contiguous channels (the NCHW-shaped gates would be strided here)
-        xt = x.permute(0, 2, 3, 1)
-        y = self.act(F.linear(torch.cat([xt.mean(2), xt.mean(1)], dim=1), weight, bias))
-        a_h = F.linear(y[:, :h], self.conv_h.weight.flatten(1), self.conv_h.bias).sigmoid_()
-        a_w = F.linear(y[:, h:], self.conv_w.weight.flatten(1), self.conv_w.bias).sigmoid_()
-        out = xt.mul_(a_h.unsqueeze(2)) if self.inplace else torch.mul(xt, a_h.unsqueeze(2))
-        return out.mul_(a_w.unsqueeze(1)).permute(0, 3, 1, 2)  # N,C,H,W, channels-last

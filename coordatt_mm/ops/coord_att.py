@@ -1,0 +1,138 @@
+"""Fused Coordinate Attention: the compiled kernels, their autograd functions, the fallbacks.
+
+The extension is compiled by the set-up (``setup.py``; ``COORDATT_WITH_OPS=0`` skips it). It
+serves float32/float64 CPU tensors in NCHW or channels-last layout outside tracing, scripting,
+ONNX export and ``torch.compile`` (those need ATen ops they can see); everything else, and any
+build that did not load, takes the PyTorch ops below.
+"""
+from typing import Optional, Tuple
+
+import torch
+from torch.autograd.function import once_differentiable
+
+ABI_VERSION = 1  # the extension's ABI_VERSION this code was written for
+
+try:
+    from coordatt_mm.ops import _ext
+except ImportError as e:  # not built, or built against another torch
+    _ext, _LOAD_ERROR = None, f'{type(e).__name__}: {e}'
+else:
+    _LOAD_ERROR = None
+    if getattr(_ext, 'ABI_VERSION', None) != ABI_VERSION:
+        _ext, _LOAD_ERROR = None, (f'coordatt_mm/ops/_ext was built from other sources (ABI '
+                                   f'{getattr(_ext, "ABI_VERSION", None)}, expected '
+                                   f'{ABI_VERSION}); rebuild it with `make setup`')
+
+
+def fused_available() -> bool:
+    """Whether the compiled kernels loaded."""
+    return _ext is not None
+
+
+def fused_status() -> str:
+    """One line: whether the fused kernels loaded, and which CPU kernels they use."""
+    if _ext is None:
+        return f'not available ({_LOAD_ERROR})'
+    return f'available ({_ext.capability()} kernels)'
+
+
+_DTYPES = (torch.float32, torch.float64)
+
+
+def _tracing() -> bool:
+    # ONNX export traces (torch.jit) or compiles (dynamo); both need ATen ops they can see
+    return torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.jit.is_scripting()
+
+
+def fused_usable(x: torch.Tensor) -> bool:
+    """Whether ``x`` can go through the compiled kernels (CPU, float32/64, 4-d, not traced)."""
+    return (_ext is not None and x.is_cpu and x.dtype in _DTYPES and x.dim() == 4
+            and x.numel() > 0 and not _tracing())
+
+
+class _CoordPool(torch.autograd.Function):
+    """Row means then column means of x in one pass: (N, C, H + W)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)  # for its shape and layout only; x is kept alive anyway
+        return _ext.coord_pool(x)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_z):
+        x, = ctx.saved_tensors
+        return _ext.coord_pool_backward(grad_z, x)
+
+
+def coord_pool(x: torch.Tensor) -> torch.Tensor:
+    """CA's descriptors ``cat([x.mean(3), x.mean(2)], 2)`` (N, C, H + W), one pass over x on
+    the fused path."""
+    if fused_usable(x):
+        return _CoordPool.apply(x)
+    return torch.cat([x.mean(3), x.mean(2)], dim=2)
+
+
+def _gate_backward_aten(g, x, a_h, a_w):
+    a_h4, a_w4 = a_h.unsqueeze(3), a_w.unsqueeze(2)
+    gx = g * a_w4 * a_h4
+    gxx = g * x
+    return gx, (gxx * a_w4).sum(3), (gxx * a_h4).sum(2)
+
+
+class _CoordGate(torch.autograd.Function):
+    """out = x * a_w * a_h (a_h: N,C,H; a_w: N,C,W) keeping only x and the gates for the
+    backward; the fused kernels where x can take them, ATen ops elsewhere (CUDA, half)."""
+
+    @staticmethod
+    def forward(ctx, x, a_h, a_w):
+        ctx.save_for_backward(x, a_h, a_w)
+        ctx.fused = fused_usable(x) and a_h.dtype == a_w.dtype == x.dtype
+        if ctx.fused:
+            return _ext.coord_gate(x, a_h, a_w, False)
+        return x * a_w.unsqueeze(2) * a_h.unsqueeze(3)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        x, a_h, a_w = ctx.saved_tensors
+        if ctx.fused:
+            gx, gh, gw = _ext.coord_gate_backward(grad_out, x, a_h, a_w)
+        else:
+            gx, gh, gw = _gate_backward_aten(grad_out, x, a_h, a_w)
+        need_x, need_h, need_w = ctx.needs_input_grad
+        return (gx if need_x else None, gh if need_h else None, gw if need_w else None)
+
+
+def coord_gate(x: torch.Tensor, a_h: torch.Tensor, a_w: torch.Tensor) -> torch.Tensor:
+    """``x * a_w * a_h`` with ``a_h`` (N, C, H) and ``a_w`` (N, C, W) the row and column gates.
+
+    With autograd recording, the backward keeps x and the gates but not ``x * a_w`` (one
+    full-size tensor less per layer); traced graphs get the plain products.
+    """
+    if torch.is_grad_enabled() and not _tracing():
+        return _CoordGate.apply(x, a_h, a_w)
+    if fused_usable(x) and a_h.dtype == a_w.dtype == x.dtype:
+        return _ext.coord_gate(x, a_h, a_w, False)
+    return x * a_w.unsqueeze(2) * a_h.unsqueeze(3)
+
+
+def coord_att_eval(x: torch.Tensor, weights: Tuple[torch.Tensor, ...], act: int,
+                   inplace: bool, prologue: Optional[tuple] = None) -> Optional[torch.Tensor]:
+    """The whole eval-mode layer in one call, or None where ``x`` cannot take the fused path.
+
+    ``weights``: (w1, b1, wth, bh, wtw, bw) as :meth:`CoordAtt._eval_weights` makes them;
+    ``act``: the activation's code (0 identity, 1 ReLU, 2 ReLU6, 3 h-swish); ``prologue``:
+    (scale, shift, act code 0-2): CA then applies to ``act(x * scale[c] + shift[c])``, computed
+    where the kernels read x.
+    """
+    if not fused_usable(x) or weights[0].dtype != x.dtype:
+        return None
+    inplace = inplace and (x.is_contiguous()
+                           or x.is_contiguous(memory_format=torch.channels_last))
+    if prologue is None:
+        return _ext.coord_att_eval(x, *weights, act, inplace)
+    scale, shift, pro_act = prologue
+    if scale.dtype != x.dtype:
+        return None
+    return _ext.coord_att_eval(x, *weights, act, inplace, scale, shift, pro_act)

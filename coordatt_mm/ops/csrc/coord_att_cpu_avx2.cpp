@@ -1,0 +1,26 @@
+// The kernels compiled for AVX2 + FMA (x86-64); used only where the CPU reports both.
+#include "coord_att_dispatch.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <algorithm>
+#include <cstdint>
+#pragma GCC target("avx2,fma")
+#define COORDATT_ISA isa_avx2
+#include "coord_att_kernels.h"
+
+namespace coordatt {
+template <>
+Kernels<float> kernels_avx2<float>() { return isa_avx2::kernel_table<float>(); }
+template <>
+Kernels<double> kernels_avx2<double>() { return isa_avx2::kernel_table<double>(); }
+bool built_with_avx2() { return true; }
+}  // namespace coordatt
+#else
+namespace coordatt {
+template <>
+Kernels<float> kernels_avx2<float>() { return kernels_default<float>(); }
+template <>
+Kernels<double> kernels_avx2<double>() { return kernels_default<double>(); }
+bool built_with_avx2() { return false; }
+}  // namespace coordatt
+#endif
