@@ -41,3 +41,46 @@ def test_onnx_round_trip(tmp_path, capsys, config, shape):
         assert outputs == ['logits']
         dims = [d.dim_value for d in graph.output[0].type.tensor_type.shape.dim]
         assert dims == [1, 21, *shape]
+
+
+def _ort_node_types(onnx_file, tmp_path):
+    """Operator types of the graph ONNX Runtime runs (after its optimisations)."""
+    import onnx
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / 'optimized.onnx')
+    ort.InferenceSession(str(onnx_file), so, providers=['CPUExecutionProvider'])
+    types = {}
+    for node in onnx.load(so.optimized_model_filepath).graph.node:
+        types[node.op_type] = types.get(node.op_type, 0) + 1
+    return types
+
+
+def test_exported_ca_stays_in_onnxruntime_blocked_layout(tmp_path):
+    """CA exports as pooling, 1x1 convs, resizes and same-shape products: ONNX Runtime runs it
+    without the layout reorders a broadcasting graph costs (the plain network has as many)."""
+    import onnx
+
+    from coordatt_mm import MobileNetV2CA
+    from coordatt_mm.deploy import export_network
+    torch.manual_seed(0)
+    counts = {}
+    for name, att in (('plain', None), ('ca', dict(type='CoordAtt'))):
+        net = MobileNetV2CA(attention=att, out_indices=(7,)).eval()
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_var.uniform_(0.5, 1.5)
+        path = tmp_path / f'{name}.onnx'
+        export_network(net, str(path), (96, 128), ['out'])
+        exported = {n.op_type for n in onnx.load(str(path)).graph.node}
+        counts[name] = _ort_node_types(path, tmp_path)
+        if att:
+            assert not exported & {'ReduceMean', 'MatMul', 'Concat', 'Split'}, exported
+            from coordatt_mm.deploy import ort_session
+            x = torch.randn(1, 3, 96, 128)
+            with torch.no_grad():
+                ref = net(x)[0].numpy()
+            got = ort_session(str(path)).run(None, {'input': x.numpy()})[0]
+            assert abs(got - ref).max() <= 1e-4
+    for reorder in ('ReorderInput', 'ReorderOutput'):
+        assert counts['ca'].get(reorder, 0) == counts['plain'].get(reorder, 0), counts

@@ -19,7 +19,9 @@ TORCHVISION_VERSION=$(sed -n 's/^torchvision==//p' requirements.txt)
 CACHE=${COORDATT_WHEEL_CACHE:-$HOME/.cache/coordatt_mm/wheels}/torch-$TORCH_VERSION
 STAMP=$VENV/.coordatt_mm-ready
 MMCV_FOR=$VENV/.coordatt_mm-mmcv-torch  # the torch the installed mmcv wheel was built for
-WANT=$(cat requirements.txt pyproject.toml tools/setup_env.sh | sha256sum | cut -c1-16)
+# the compiled CA operator is rebuilt when its sources change
+WANT=$(cat requirements.txt pyproject.toml setup.py tools/setup_env.sh coordatt_mm/ops/csrc/* \
+  | sha256sum | cut -c1-16)
 VPY=$VENV/bin/python
 PIP=("$VPY" -m pip --disable-pip-version-check)
 
@@ -91,7 +93,9 @@ grep -v '^openmim' requirements.txt > "$VENV/requirements-deps.txt"
 "${PIP[@]}" install -q -r "$VENV/requirements-deps.txt"
 # openmim without its opendatalab -> openxlab chain, which pins old setuptools/requests.
 "${PIP[@]}" install -q --no-deps "$(grep '^openmim' requirements.txt)"
-"${PIP[@]}" install -q --no-deps --no-build-isolation -e .
+# -e . also compiles coordatt_mm's fused CA operator (setup.py; about a minute on 2 cores)
+say "installing coordatt_mm and compiling its CPU operator"
+MAX_JOBS=${MAX_JOBS:-$(nproc)} "${PIP[@]}" install -q --no-deps --no-build-isolation -e .
 # mim reads a package's model index from <site-packages>/<package>/.mim/ (`mim search
 # coordatt_mm`), a folder an editable install does not create: link the package there, as
 # OpenMMLab's `setup.py develop` links its .mim/ files (coordatt_mm/.mim/ holds links to
@@ -120,5 +124,10 @@ bad = {k: md.version(k) for k, v in pins.items() if not md.version(k).startswith
 assert not bad, f'unexpected versions: {bad}'
 print('[setup] ok: ' + ', '.join(f'{k} {md.version(k)}' for k in pins)
       + f", setuptools {md.version('setuptools')}")
+import os
+from coordatt_mm import ops
+print(f'[setup] fused CoordAtt operator: {ops.fused_status()}')
+assert ops.fused_available() or os.environ.get('COORDATT_WITH_OPS') == '0', \
+    'the fused CoordAtt operator did not build or load (see above); COORDATT_WITH_OPS=0 skips it'
 PY
 echo "$WANT" > "$STAMP"

@@ -95,7 +95,7 @@ class CoordAtt(nn.Module):
         self.act = build_activation_layer(act_cfg or dict(type='HSwish'))
         self.conv_h = nn.Conv2d(mip, channels, 1)
         self.conv_w = nn.Conv2d(mip, channels, 1)
-        self._eval_cache = None
+        self._eval_cache = self._prologue_cache = self._export_cache = None
 
     def _fast_eval(self) -> bool:
         return (not self.training and not torch.is_grad_enabled()
@@ -139,10 +139,9 @@ class CoordAtt(nn.Module):
         """The eval form's weights: ``(w1, b1, wth, bh, wtw, bw)`` -- the shared conv with its
         BatchNorm folded in, (mip, C); its bias; the H and W convs' weights transposed to
         (mip, C) and their biases -- and, for a BatchNorm ``before`` CA, its ``(scale, shift)``.
-        Cached until any tensor they come from changes."""
+        Each cached until a tensor it comes from changes."""
         mods = self._modules
-        sources = [mods['conv_reduce'], mods['norm'], mods['conv_h'], mods['conv_w']]
-        key = (_tensor_states(sources + ([before] if before is not None else [])), id(before))
+        key = _tensor_states((mods['conv_reduce'], mods['norm'], mods['conv_h'], mods['conv_w']))
         if self._eval_cache is None or self._eval_cache[0] != key:
             conv, bn = self.conv_reduce, self.norm
             scale = torch.rsqrt(bn.running_var + bn.eps)
@@ -151,21 +150,23 @@ class CoordAtt(nn.Module):
             bias = (conv.bias - bn.running_mean) * scale
             if bn.bias is not None:
                 bias = bias + bn.bias
-            weights = ((conv.weight.flatten(1) * scale[:, None]).contiguous(), bias.contiguous(),
-                       self.conv_h.weight.flatten(1).t().contiguous(), self.conv_h.bias.detach(),
-                       self.conv_w.weight.flatten(1).t().contiguous(), self.conv_w.bias.detach())
-            prologue = ()
-            if before is not None:
-                pro_scale = torch.rsqrt(before.running_var + before.eps)
-                if before.weight is not None:
-                    pro_scale = pro_scale * before.weight
-                pro_shift = -before.running_mean * pro_scale
-                if before.bias is not None:
-                    pro_shift = pro_shift + before.bias
-                prologue = (pro_scale.contiguous(), pro_shift.contiguous())
-            # the module referenced by id() stays alive with the cache, so its id is not reused
-            self._eval_cache = (key, (weights, prologue), before)
-        return self._eval_cache[1]
+            self._eval_cache = (key, (
+                (conv.weight.flatten(1) * scale[:, None]).contiguous(), bias.contiguous(),
+                self.conv_h.weight.flatten(1).t().contiguous(), self.conv_h.bias.detach(),
+                self.conv_w.weight.flatten(1).t().contiguous(), self.conv_w.bias.detach()))
+        if before is None:
+            return self._eval_cache[1], ()
+        key = (_tensor_states((before,)), id(before))
+        if self._prologue_cache is None or self._prologue_cache[0] != key:
+            scale = torch.rsqrt(before.running_var + before.eps)
+            if before.weight is not None:
+                scale = scale * before.weight
+            shift = -before.running_mean * scale
+            if before.bias is not None:
+                shift = shift + before.bias
+            # the module behind id() is kept with the cache, so the id is not reused
+            self._prologue_cache = (key, (scale.contiguous(), shift.contiguous()), before)
+        return self._eval_cache[1], self._prologue_cache[1]
 
     def _forward_fast(self, x: torch.Tensor) -> torch.Tensor:
         act = _FUSED_ACTIVATIONS.get(type(self.act))
@@ -174,6 +175,8 @@ class CoordAtt(nn.Module):
             out = ops.coord_att_eval(x, weights, act, self.inplace)
             if out is not None:
                 return out
+        if torch.onnx.is_in_onnx_export():
+            return self._forward_export(x, weights)
         w1, b1, wth, bh, wtw, bw = weights
         h = x.shape[2]
         if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
@@ -193,3 +196,35 @@ class CoordAtt(nn.Module):
         a_w = torch.matmul(wtw.t(), y[..., h:]).add_(bw[:, None]).sigmoid_().unsqueeze(2)
         out = x.mul_(a_h) if self.inplace else torch.mul(x, a_h)  # a_h: N,C,H,1; a_w: N,C,1,W
         return out.mul_(a_w)
+
+    def _forward_export(self, x: torch.Tensor, weights: tuple) -> torch.Tensor:
+        """The eval form as an ONNX graph that ONNX Runtime keeps in its blocked-layout (NCHWc)
+        kernels: pooling as AveragePool, the transforms as 1x1 convs with the bottleneck
+        padded with zero channels to a multiple of 16 (its blocked convs need that), and each
+        gate broadcast by a nearest Resize so that the products are same-shape Muls (a
+        broadcasting Mul would leave the blocked layout: two full-size reorders per layer)."""
+        n, c, h, w = (int(v) for v in x.shape)  # static shapes, as the export specialises
+        w1, b1, wh, bh, ww, bw = self._export_weights(weights)
+        y_h = self.act(F.conv2d(F.avg_pool2d(x, (1, w)), w1, b1))  # N,mip',H,1
+        y_w = self.act(F.conv2d(F.avg_pool2d(x, (h, 1)), w1, b1))  # N,mip',1,W
+        a_h = F.conv2d(y_h, wh, bh).sigmoid()
+        a_w = F.conv2d(y_w, ww, bw).sigmoid()
+        # constant integer scales: a Resize without shape arithmetic in the graph
+        return (x * F.interpolate(a_w, scale_factor=(float(h), 1.0), mode='nearest')
+                * F.interpolate(a_h, scale_factor=(1.0, float(w)), mode='nearest'))
+
+    def _export_weights(self, weights: tuple) -> tuple:
+        """The eval weights as 1x1 conv kernels, mip padded to a multiple of 16; cached with
+        them, so that an export after an eval call sees constants (initialisers ONNX Runtime
+        can re-lay out), not the folding arithmetic."""
+        cache = self._export_cache
+        if cache is None or cache[0] is not weights:
+            w1, b1, wth, bh, wtw, bw = weights
+            mip, c = (int(v) for v in w1.shape)
+            mp = mip + -mip % 16
+            zeros = w1.new_zeros(mp - mip, c)
+            conv = (torch.cat([w1, zeros]).view(mp, c, 1, 1), torch.cat([b1, zeros[:, 0]]),
+                    torch.cat([wth, zeros]).t().reshape(c, mp, 1, 1), bh,
+                    torch.cat([wtw, zeros]).t().reshape(c, mp, 1, 1), bw)
+            self._export_cache = cache = (weights, conv)
+        return cache[1]

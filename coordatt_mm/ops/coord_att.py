@@ -46,8 +46,8 @@ def _tracing() -> bool:
 
 def fused_usable(x: torch.Tensor) -> bool:
     """Whether ``x`` can go through the compiled kernels (CPU, float32/64, 4-d, not traced)."""
-    return (_ext is not None and x.is_cpu and x.dtype in _DTYPES and x.dim() == 4
-            and x.numel() > 0 and not _tracing())
+    return (_ext is not None and not _tracing() and x.is_cpu and x.dtype in _DTYPES
+            and x.dim() == 4 and x.numel() > 0)
 
 
 class _CoordPool(torch.autograd.Function):

@@ -1,0 +1,253 @@
+"""The fused CPU kernels of CoordAtt (coordatt_mm.ops): equal to the PyTorch form and to an
+independent reference in eval and training, forward and backward, on both kernel builds;
+the fallback when the operator is absent or the input is elsewhere."""
+import copy
+
+import pytest
+import torch
+
+from coordatt_mm import CoordAtt, MobileNetV2CA, ops
+from coordatt_mm.checkpoint import match_state_dict
+from coordatt_mm.ops import coord_att as fused
+
+from reference_mbv2 import random_state, released_ca, released_forward, released_shapes
+
+pytestmark = pytest.mark.skipif(not ops.fused_available(),
+                                reason=f'fused operator: {ops.fused_status()}')
+
+SHAPES = [(1, 96, 40, 40), (2, 144, 7, 13), (1, 32, 1, 17), (3, 64, 9, 1), (1, 960, 10, 10),
+          (2, 8, 1, 1), (2, 40, 20, 33)]
+FORMATS = [torch.contiguous_format, torch.channels_last]
+CAPABILITIES = ['default'] + (['avx2'] if fused._ext.capability() == 'avx2' else [])
+
+
+class Spy:
+    """Stands in for the extension module and counts the calls of each kernel."""
+
+    def __init__(self, ext):
+        self._ext, self.calls = ext, {}
+
+    def __getattr__(self, name):
+        fn = getattr(self._ext, name)
+
+        def counted(*args, **kwargs):
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return fn(*args, **kwargs)
+        return counted
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    s = Spy(fused._ext)
+    monkeypatch.setattr(fused, '_ext', s)
+    return s
+
+
+@pytest.fixture(params=CAPABILITIES)
+def capability(request):
+    previous = fused._ext.set_capability(request.param)
+    yield request.param
+    fused._ext.set_capability(previous)
+
+
+def randomised(m, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+        for b in m.modules():
+            if isinstance(b, torch.nn.BatchNorm2d):
+                b.running_mean.copy_(torch.randn(b.num_features, generator=g) * 0.5)
+                b.running_var.copy_(torch.rand(b.num_features, generator=g) * 1.8 + 0.2)
+    return m
+
+
+def reference(x, m):
+    """The released CoordAtt forward (tests/reference_mbv2.py) on m's weights, eval."""
+    names = {'conv1': m.conv_reduce, 'bn1': m.norm, 'conv2': m.conv_h, 'conv3': m.conv_w}
+    sd = {f'ca.{k}.{leaf}': v for k, mod in names.items()
+          for leaf, v in mod.state_dict().items()}
+    return released_ca(x, sd, 'ca')
+
+
+@pytest.mark.parametrize('shape', SHAPES)
+@pytest.mark.parametrize('memory_format', FORMATS)
+def test_eval_kernel_equals_reference_and_pytorch_form(shape, memory_format, capability, spy):
+    m = randomised(CoordAtt(shape[1])).eval()
+    x = torch.randn(shape).contiguous(memory_format=memory_format)
+    with torch.no_grad():
+        ref = reference(x, m)
+        got = m(x)
+        m.use_ops = False
+        plain = m(x)
+    assert spy.calls.get('coord_att_eval') == 1  # the fused call ran, once
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got, plain, atol=1e-5, rtol=1e-5)
+    assert got.is_contiguous(memory_format=memory_format)
+
+
+@pytest.mark.parametrize('memory_format', FORMATS)
+def test_eval_kernel_with_the_blocks_norm_and_activation(memory_format, capability, spy):
+    """The backbone hands CA its depthwise conv output; BN + ReLU6 run inside CA's passes.
+    The whole backbone must still equal the released network (independent reference)."""
+    shapes = released_shapes()
+    sd = random_state(shapes, seed=3)
+    model = MobileNetV2CA(out_indices=tuple(range(8))).eval()
+    state, _ = match_state_dict(model, sd)
+    model.load_state_dict(state, strict=False)
+    x = torch.randn(2, 3, 64, 96).contiguous(memory_format=memory_format)
+    if memory_format == torch.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        outs = model(x)
+        refs = released_forward(sd, x.contiguous())
+    assert spy.calls.get('coord_att_eval') == 16  # every CA layer fused, BN+ReLU6 with it
+    for o, r in zip(outs, refs):
+        torch.testing.assert_close(o, r, atol=2e-5, rtol=1e-4)
+
+
+def test_hooks_see_what_they_expect(spy):
+    """A hook on a CA layer or its block's depthwise module keeps the usual call path."""
+    model = randomised(MobileNetV2CA(out_indices=(2,))).eval()
+    block = model.layer2[0]
+    seen = []
+    h = block.attention.register_forward_pre_hook(lambda mod, i: seen.append(i[0].clone()))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        out = model(x)
+        h.remove()
+        expected = block.depthwise(block.expand(model.layer1(model.conv1(x))))
+        again = model(x)
+    torch.testing.assert_close(seen[0], expected)
+    torch.testing.assert_close(out[0], again[0], atol=1e-5, rtol=1e-5)
+    assert spy.calls.get('coord_att_eval') == 5 + 5  # layer2 and layer3: 5 CA layers a forward
+
+
+@pytest.mark.parametrize('shape', SHAPES[:4] + SHAPES[5:])
+@pytest.mark.parametrize('memory_format', FORMATS)
+def test_training_forward_backward_equal_pytorch_form(shape, memory_format, capability, spy):
+    fused_m = randomised(CoordAtt(shape[1])).train()
+    plain_m = copy.deepcopy(fused_m)
+    plain_m.use_ops = False
+    x = torch.randn(shape).contiguous(memory_format=memory_format)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y1, y2 = fused_m(x1), plain_m(x2)
+    g = torch.randn_like(y1)
+    y1.backward(g)
+    y2.backward(g)
+    assert spy.calls.get('coord_pool') == 1 and spy.calls.get('coord_gate_backward') == 1
+    torch.testing.assert_close(y1, y2, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(x1.grad, x2.grad, atol=1e-5, rtol=1e-4)
+    scale = max(p.grad.abs().max() for p in plain_m.parameters())
+    for (name, p), q in zip(fused_m.named_parameters(), plain_m.parameters()):
+        # a bias before a training BN has a zero gradient: compare on the layer's scale
+        torch.testing.assert_close(p.grad, q.grad, atol=1e-5 * scale, rtol=1e-4, msg=name)
+    torch.testing.assert_close(fused_m.norm.running_mean, plain_m.norm.running_mean)
+    torch.testing.assert_close(fused_m.norm.running_var, plain_m.norm.running_var)
+
+
+@pytest.mark.parametrize('memory_format', FORMATS)
+@pytest.mark.parametrize('shape', [(2, 3, 4, 5), (1, 5, 1, 6), (2, 4, 3, 1)])
+def test_gradcheck_float64(shape, memory_format, capability):
+    x = torch.randn(shape, dtype=torch.float64).contiguous(memory_format=memory_format)
+    x.requires_grad_()
+    n, c, h, w = shape
+    a_h = torch.rand(n, c, h, dtype=torch.float64, requires_grad=True)
+    a_w = torch.rand(n, c, w, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(ops.coord_pool, (x,))
+    assert torch.autograd.gradcheck(ops.coord_gate, (x, a_h, a_w))
+    m = randomised(CoordAtt(c, min_channels=2)).double().train()
+    assert torch.autograd.gradcheck(m, (x,))
+
+
+def _saved_full_size(m, x):
+    """Storages of the full-size tensors autograd keeps for the backward of m(x)."""
+    kept = []
+
+    def pack(t):
+        if t.numel() == x.numel():
+            kept.append(t.untyped_storage().data_ptr())
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        m(x)
+    return set(kept)
+
+
+def test_training_keeps_no_x_times_a_w():
+    m = randomised(CoordAtt(32)).train()
+    x = torch.randn(2, 32, 12, 10, requires_grad=True)
+    assert _saved_full_size(m, x) == {x.untyped_storage().data_ptr()}  # only x itself
+    m.use_ops = False
+    assert len(_saved_full_size(m, x) - {x.untyped_storage().data_ptr()}) >= 1  # x * a_w
+
+
+def test_kernel_builds_agree():
+    if len(CAPABILITIES) < 2:
+        pytest.skip('this CPU has only the default kernels')
+    m = randomised(CoordAtt(144)).eval()
+    x = torch.randn(2, 144, 21, 17)
+    outs = []
+    for cap in CAPABILITIES:
+        previous = fused._ext.set_capability(cap)
+        with torch.no_grad():
+            outs.append(m(x))
+        fused._ext.set_capability(previous)
+    torch.testing.assert_close(outs[0], outs[1], atol=1e-6, rtol=1e-5)
+
+
+def test_fallback_when_the_operator_is_absent(monkeypatch):
+    m = randomised(CoordAtt(48)).eval()
+    x = torch.randn(2, 48, 9, 7)
+    with torch.no_grad():
+        fused_out = m(x)
+    monkeypatch.setattr(fused, '_ext', None)
+    monkeypatch.setattr(fused, '_LOAD_ERROR', 'ImportError: not built')
+    assert not ops.fused_available() and not ops.fused_usable(x)
+    assert ops.fused_status() == 'not available (ImportError: not built)'
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), fused_out, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(m(x), reference(x, m), atol=1e-5, rtol=1e-5)
+    m.train()
+    xg = x.clone().requires_grad_()
+    m(xg).sum().backward()  # the ATen gate function
+    plain = copy.deepcopy(m)
+    plain.use_ops = False
+    xp = x.clone().requires_grad_()
+    plain(xp).sum().backward()
+    torch.testing.assert_close(xg.grad, xp.grad, atol=1e-5, rtol=1e-5)
+    # the backbone still runs, blocks hand CA their conv output as before
+    model = MobileNetV2CA(out_indices=(7,)).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 64, 64))[0].shape == (1, 1280, 2, 2)
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_other_dtypes_take_the_pytorch_form(dtype, spy):
+    assert not ops.fused_usable(torch.zeros(1, 8, 2, 2, dtype=dtype))
+    m = randomised(CoordAtt(16)).eval().to(dtype)
+    x = torch.randn(1, 16, 6, 5).to(dtype)
+    with torch.no_grad():
+        out = m(x)
+    assert not spy.calls
+    ref = reference(x.float(), m.float())
+    torch.testing.assert_close(out.float(), ref, atol=3e-2, rtol=3e-2)
+
+
+def test_traced_graphs_use_aten_ops(spy):
+    m = randomised(CoordAtt(16)).eval()
+    x = torch.randn(1, 16, 6, 5)
+    with torch.no_grad():
+        traced = torch.jit.trace(m, (x,), check_trace=False)
+        torch.testing.assert_close(traced(x), m(x), atol=1e-5, rtol=1e-5)
+    assert 'coord_att_eval' not in str(traced.graph)
+    assert spy.calls.get('coord_att_eval') == 1  # only the untraced call
+
+
+def test_bad_shapes_get_a_clear_error():
+    x = torch.randn(1, 8, 4, 5)
+    with pytest.raises(RuntimeError, match='a_h must have shape'):
+        fused._ext.coord_gate(x, torch.rand(1, 8, 5), torch.rand(1, 8, 5), False)
+    with pytest.raises(RuntimeError, match='must be a CPU tensor'):
+        fused._ext.coord_pool(torch.zeros(1, 8, 4, 5, device='meta'))
+    with pytest.raises(RuntimeError, match='x must be N,C,H,W'):
+        fused._ext.coord_pool(torch.zeros(8, 4, 5))
