@@ -4,8 +4,14 @@ A PyTorch C++ extension (``coordatt_mm/ops/csrc``) that the set-up builds, as mm
 ops. Everything works without it: :func:`fused_usable` says whether a tensor can take the fused
 path, and :class:`~coordatt_mm.layers.CoordAtt` falls back to PyTorch ops otherwise.
 """
-from coordatt_mm.ops.coord_att import (coord_att_eval, coord_gate, coord_pool, fused_available,
-                                       fused_status, fused_usable)
+from coordatt_mm.ops.coord_att import (
+                                       coord_att_eval,
+                                       coord_gate,
+                                       coord_pool,
+                                       fused_available,
+                                       fused_status,
+                                       fused_usable,
+)
 
 __all__ = ['coord_att_eval', 'coord_gate', 'coord_pool', 'fused_available', 'fused_status',
            'fused_usable']
