@@ -50,13 +50,20 @@ def test_mobilenetv2_ca_complexity_matches_hand_count():
 
 
 def test_benchmark_judges_targets_from_measured_ratios():
-    from coordatt_mm.analysis.benchmark import target_status
-    lines = target_status({('CA layer (16 shapes)', 'CoordAtt (ours)'): 0.70,       # 1.43x faster
-                           ('backbone, 320²', 'MobileNetV2 + CA (ours)'): 1.12,     # > 1.10
-                           ('SSDLite320, 320²', 'SSDLite-MobileNetV2 + CA (ours)'): 1.05,
-                           ('backbone, 320²', 'MobileNetV2'): 1.0})
-    assert len(lines) == 3
+    from coordatt_mm.analysis.benchmark import OURS, SSD_OURS, Report
+    rep = Report()
+    rep.ratios = {('layer', 'CA layer, 16 shapes', 'CoordAtt (ours)'): 0.70,  # 1.43x faster
+                  ('eager', 'backbone, batch 1', OURS): 1.12,  # > 1.10
+                  ('eager', 'backbone, batch 1', 'MobileNetV2'): 1.0,
+                  ('eager', 'SSDLite320, batch 8', SSD_OURS): 1.05,
+                  ('training', 'training peak memory, batch 8', OURS): 1.05,
+                  ('training', 'training step, batch 8', OURS): 1.2}
+    for section in ('layer', 'eager', 'training', 'onnxruntime'):
+        rep.verdicts(section)
+    lines = [line for line in rep.lines if line.startswith('- ')]
+    assert len(lines) == 5  # nothing judged without its comparison (no ONNX Runtime rows)
     assert '**met**' in lines[0] and '1.43x faster' in lines[0]
-    assert '**missed** by 1.8%' in lines[1]
+    assert '**missed** by 1.8%' in lines[1] and 'batch 1' in lines[1]
     assert '**met**' in lines[2] and '0.952x the images/s' in lines[2]
-    assert target_status({('DeepLabV3', 'x'): 1.0}) == []  # nothing judged without its comparison
+    assert '**missed** by 4.3%' in lines[3] and 'training step' in lines[3]
+    assert '**met**' in lines[4] and 'peak memory' in lines[4]

@@ -251,3 +251,72 @@ def test_bad_shapes_get_a_clear_error():
         fused._ext.coord_pool(torch.zeros(1, 8, 4, 5, device='meta'))
     with pytest.raises(RuntimeError, match='x must be N,C,H,W'):
         fused._ext.coord_pool(torch.zeros(8, 4, 5))
+
+
+@pytest.mark.parametrize('memory_format', FORMATS)
+def test_gate_then_conv_gradcheck(memory_format, capability):
+    x = torch.randn(2, 4, 5, 6, dtype=torch.float64).contiguous(memory_format=memory_format)
+    a_h = torch.rand(2, 4, 5, dtype=torch.float64)
+    a_w = torch.rand(2, 4, 6, dtype=torch.float64)
+    conv = torch.nn.Conv2d(4, 3, 3, stride=2, padding=1, bias=True).double()
+    for t in (x, a_h, a_w):
+        t.requires_grad_()
+
+    def f(x, a_h, a_w, weight, bias):
+        return fused._GateConv.apply(x, a_h, a_w, weight, bias, conv.stride, conv.padding,
+                                     conv.dilation, conv.groups)
+    assert torch.autograd.gradcheck(f, (x, a_h, a_w, conv.weight, conv.bias))
+
+
+@pytest.mark.parametrize('memory_format', FORMATS)
+def test_training_backbone_equals_pytorch_form_and_keeps_no_gated_tensor(memory_format, spy):
+    """The blocks feed CA's gating to their projection conv without storing the gated tensor;
+    losses, gradients and BN statistics equal the PyTorch form's."""
+    torch.manual_seed(0)
+    fused_m = MobileNetV2CA(out_indices=(2, 4))
+    fused_m.init_weights()
+    plain_m = aten_copy(fused_m)
+    x = torch.randn(2, 3, 64, 48).contiguous(memory_format=memory_format)
+    for m in (fused_m, plain_m):
+        m.train()
+        if memory_format == torch.channels_last:
+            m.to(memory_format=torch.channels_last)
+    outs = [m(x) for m in (fused_m, plain_m)]
+    for o1, o2 in zip(*outs):
+        torch.testing.assert_close(o1, o2, atol=1e-4, rtol=1e-4)
+    for m, o in zip((fused_m, plain_m), outs):
+        sum((t.square().mean() for t in o)).backward()
+    assert spy.calls.get('coord_gate_backward', 0) >= 10  # 10 CA layers, the fused gradient
+    # gradients that are zero up to rounding (a BN bias before a training BN) are compared on
+    # the model's scale, the others on their own
+    top = max(q.grad.abs().max() for q in plain_m.parameters())
+    for (name, p), q in zip(fused_m.named_parameters(), plain_m.parameters()):
+        scale = max(q.grad.abs().max(), 1e-3 * top)
+        torch.testing.assert_close(p.grad / scale, q.grad / scale, atol=1e-3, rtol=1e-3,
+                                   msg=name)
+    for b1, b2 in zip(fused_m.buffers(), plain_m.buffers()):
+        torch.testing.assert_close(b1, b2, atol=1e-5, rtol=1e-4)
+    # memory: autograd keeps fewer full-size tensors than with the PyTorch form
+    sizes = []
+    for m in (fused_m, plain_m):
+        kept = {}
+
+        def pack(t):
+            kept[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            m(x)
+        sizes.append(sum(kept.values()))
+    gated = sum(2 * c * h * w * 4 for c, h, w in [(96, 16, 12), (144, 16, 12), (144, 8, 6),
+                                                   (192, 8, 6), (192, 8, 6), (192, 4, 3),
+                                                   (384, 4, 3), (384, 4, 3), (384, 4, 3),
+                                                   (384, 4, 3)])
+    assert sizes[1] - sizes[0] >= gated  # at least the gated tensors (and x * a_w) less
+
+
+def aten_copy(model):
+    model = copy.deepcopy(model)
+    for m in model.modules():
+        if isinstance(m, CoordAtt):
+            m.use_ops = False
+    return model

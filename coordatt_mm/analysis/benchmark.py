@@ -1,21 +1,29 @@
 #!/usr/bin/env python
-"""Side-by-side latency: baseline vs Coordinate Attention, measured in one process
+"""Side-by-side benchmarks, baseline vs Coordinate Attention, in one process
 (``tools/analysis/benchmark.py``).
 
-    python tools/analysis/benchmark.py [--threads 2] [--repeats 30] [--warmup 5] [--size 320]
-                                       [--device cpu|cuda] [--channels-last] [--compile]
-                                       [--only layer,backbone,ssdlite,deeplabv3] [--out FILE.md]
+    python tools/analysis/benchmark.py [--sections eager,onnxruntime,training,layer]
+        [--batch 1,8] [--train-batch 8] [--threads 2] [--repeats 30] [--warmup 5] [--size 320]
+        [--device cpu|cuda] [--channels-last] [--compile] [--out FILE.md]
 
-Every comparison runs its models interleaved (A, B, C, A, B, C, ...) after a warm-up, batch 1,
-eval mode, ``torch.inference_mode``; CUDA timings are synchronised. It prints median and
-inter-quartile range (ms), images/s and the ratio to the baseline, as a Markdown table:
+Every comparison runs its models interleaved (A, B, C, A, B, C, ...) after a warm-up, so that
+the ratios of one table share the machine's state; CUDA timings are synchronised. Sections:
 
-- layer: our CoordAtt vs a literal transcription of the released forward (AdaptiveAvgPool2d,
-  permute, concat, split, h-swish as x*relu6(x+3)/6) vs timm's CoordAttn when timm is
-  installed, summed over the 16 (C, H, W) shapes MobileNetV2's CA layers see at --size;
-- backbone: MobileNetV2 (stem to the 1280 conv) without CA, with our CA, with the released CA form;
-- ssdlite: mmdet's own SSDLite-MobileNetV2 config vs ours with CA (network to raw head outputs);
-- deeplabv3: our DeepLabV3 MobileNetV2 OS16 without and with CA (network to logits).
+- eager: eval latency at each ``--batch``, ``torch.inference_mode``: the backbone (MobileNetV2,
+  stem to the 1280 conv: plain; with our CA, which takes the fused CPU kernels where they
+  apply; with our CA on PyTorch ops only; with the released CA forward), SSDLite320 (mmdet's
+  own config vs ours with CA, to raw head outputs) and DeepLabV3 OS16 (to logits);
+- onnxruntime: the same three pairs exported as ``tools/deploy/export_onnx.py`` exports them,
+  run by ONNX Runtime's CPU execution provider (``--threads`` intra-op threads that do not
+  spin), batch 1; then ONNX Runtime's own profile of the two backbones (share of kernel time
+  per operator type, after its graph optimisations);
+- training: forward + backward + SGD step of the backbone at ``--train-batch``, step time and
+  the step's peak memory (CPU: the allocations the torch profiler records; CUDA:
+  ``max_memory_allocated``);
+- layer: the 16 CA layers of MobileNetV2 at ``--size``, each on its own input, batch 1: ours
+  (fused / PyTorch ops) vs the released forward vs timm's ``CoordAttn`` when timm is installed.
+
+Each section ends with its targets, judged on its own numbers.
 """
 import argparse
 import copy
@@ -24,16 +32,45 @@ import os.path as osp
 import platform
 import statistics
 import sys
+import tempfile
 import time
+from typing import Callable, Dict, List, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from coordatt_mm import CoordAtt, MobileNetV2CA
-from coordatt_mm.apis.build import DetectorHeads, SegmentorLogits, build_model
+from coordatt_mm import CoordAtt, MobileNetV2CA, ops
+from coordatt_mm.apis.build import DetectorHeads, SegmentorLogits, build_model, quiet_logs
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.realpath(__file__))))
+SSDLITE_CA = 'configs/ssdlite/ssdlite_mobilenetv2-ca_8xb24-600e_coco.py'
+DEEPLAB = {'DeepLabV3 MobileNetV2 OS16': 'deeplabv3_mobilenetv2-d16_4xb4-20k_voc12aug-512x512.py',
+           'DeepLabV3 MobileNetV2 + CA OS16':
+           'deeplabv3_mobilenetv2-ca-d16_4xb4-20k_voc12aug-512x512.py'}
+OURS, OURS_ATEN = 'MobileNetV2 + CA (ours)', 'MobileNetV2 + CA (ours, PyTorch ops only)'
+SSD_MM, SSD_OURS = "mmdet's SSDLite-MobileNetV2", 'SSDLite-MobileNetV2 + CA (ours)'
+DL_PLAIN, DL_CA = list(DEEPLAB)
+
+# (section, comparison title prefix, model, bound on its ratio to the baseline, target text).
+# Ratios are of latency or memory, so ">= 0.95x the images/s" is a latency bound of 1/0.95.
+TARGETS = [
+    ('layer', 'CA layer', 'CoordAtt (ours)', 1 / 1.3,
+     'CA layer >= 1.3x faster than the released forward'),
+    ('eager', 'backbone', OURS, 1.10, 'MobileNetV2CA backbone <= 1.10x the plain latency'),
+    ('eager', 'SSDLite320', SSD_OURS, 1 / 0.95,
+     "SSDLite-MobileNetV2-CA >= 0.95x the images/s of mmdet's SSDLite-MobileNetV2"),
+    ('eager', 'DeepLabV3', DL_CA, 1.10, 'DeepLabV3 + CA <= 1.10x the plain latency'),
+    ('onnxruntime', 'ONNX Runtime, backbone', 'MobileNetV2 + CA', 1.10,
+     'ONNX Runtime: backbone with CA <= 1.10x the plain one'),
+    ('onnxruntime', 'ONNX Runtime, SSDLite320', SSD_OURS, 1.10,
+     "ONNX Runtime: SSDLite-MobileNetV2-CA <= 1.10x mmdet's SSDLite-MobileNetV2"),
+    ('onnxruntime', 'ONNX Runtime, DeepLabV3', DL_CA, 1.10,
+     'ONNX Runtime: DeepLabV3 + CA <= 1.10x the plain one'),
+    ('training', 'training step', OURS, 1.15, 'training step with CA <= 1.15x the plain one'),
+    ('training', 'training peak memory', OURS, 1.10,
+     'training peak memory with CA <= 1.10x the plain one'),
+]
 
 
 class ReleasedFormCoordAtt(nn.Module):
@@ -63,10 +100,19 @@ class ReleasedFormCoordAtt(nn.Module):
 def released_form(model: nn.Module) -> nn.Module:
     """A copy of ``model`` whose CoordAtt layers compute the released way (same weights)."""
     model = copy.deepcopy(model)
-    for name, m in list(model.named_modules()):
+    for m in list(model.modules()):
         for child_name, child in list(m.named_children()):
             if isinstance(child, CoordAtt):
                 setattr(m, child_name, ReleasedFormCoordAtt(child))
+    return model
+
+
+def aten_only(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose CoordAtt layers use PyTorch ops only (no fused kernels)."""
+    model = copy.deepcopy(model)
+    for m in model.modules():
+        if isinstance(m, CoordAtt):
+            m.use_ops = False
     return model
 
 
@@ -86,18 +132,17 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def time_interleaved(models, inputs, device, repeats, warmup):
-    """{name: [seconds per run]} with the models run in turn, repeatedly."""
-    times = {name: [] for name in models}
-    with torch.inference_mode():
-        for i in range(warmup + repeats):
-            for name, m in models.items():
-                sync(device)
-                t = time.perf_counter()
-                m(inputs)
-                sync(device)
-                if i >= warmup:
-                    times[name].append(time.perf_counter() - t)
+def time_interleaved(fns: Dict[str, Callable], device, repeats: int, warmup: int):
+    """{name: [seconds per call]} with the callables run in turn, repeatedly."""
+    times = {name: [] for name in fns}
+    for i in range(warmup + repeats):
+        for name, fn in fns.items():
+            sync(device)
+            t = time.perf_counter()
+            fn()
+            sync(device)
+            if i >= warmup:
+                times[name].append(time.perf_counter() - t)
     return times
 
 
@@ -110,18 +155,21 @@ def prepare(m, device, channels_last, compile_):
     return m
 
 
-def runnable(models, inputs):
-    """The models that run once on ``inputs`` and, for those that fail (e.g. a torch.compile
-    lowering error), one line each saying so."""
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return f'{type(e).__name__}: {(text.splitlines()[0] if text else "")[:160]}'
+
+
+def runnable(fns: Dict[str, Callable]) -> Tuple[Dict[str, Callable], List[str]]:
+    """The callables that run once and, for those that fail (e.g. a torch.compile lowering
+    error), one line each saying so."""
     kept, notes = {}, []
-    for name, m in models.items():
+    for name, fn in fns.items():
         try:
-            with torch.inference_mode():
-                m(inputs)
-            kept[name] = m
+            fn()
+            kept[name] = fn
         except Exception as e:  # reported in the table, not fatal for the other models
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            notes.append(f'{name}: not measured, {type(e).__name__}: {first[:160]}')
+            notes.append(f'{name}: not measured, {_first_line(e)}')
     return kept, notes
 
 
@@ -129,7 +177,7 @@ def ca_shapes(size):
     """(C, H, W) seen by MobileNetV2's 16 CA layers at input size x size."""
     shapes = []
     m = MobileNetV2CA(out_indices=(7,)).eval()
-    hooks = [mod.register_forward_hook(lambda mod, i, o: shapes.append(tuple(i[0].shape[1:])))
+    hooks = [mod.register_forward_pre_hook(lambda mod, i: shapes.append(tuple(i[0].shape[1:])))
              for mod in m.modules() if isinstance(mod, CoordAtt)]
     with torch.no_grad():
         m(torch.randn(1, 3, size, size))
@@ -138,137 +186,293 @@ def ca_shapes(size):
     return shapes
 
 
-def comparisons(args, device):
-    s = args.size
-    x = torch.randn(1, 3, s, s, device=device)
-    if args.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    out = []
-    if 'layer' in args.only:
-        shapes = ca_shapes(s)
-        torch.manual_seed(0)
-        ours = [CoordAtt(c) for c, _, _ in shapes]
-        models = {'CoordAtt (ours)': ManyLayers(ours),
-                  'released forward': ManyLayers([ReleasedFormCoordAtt(m) for m in ours])}
-        try:
-            from timm.layers import CoordAttn
-            models['timm CoordAttn'] = ManyLayers([CoordAttn(c) for c, _, _ in shapes])
-        except Exception:  # optional dependency
-            pass
-        xs = [torch.randn(1, c, h, w, device=device) for c, h, w in shapes]
-        out.append(('CA layer (16 MobileNetV2 shapes)', 'released forward',
-                    {k: prepare(v, device, False, args.compile) for k, v in models.items()}, xs))
-    if 'backbone' in args.only:
-        plain = MobileNetV2CA(attention=None, out_indices=(7,))
-        ca = MobileNetV2CA(out_indices=(7,))
-        models = {'MobileNetV2': plain, 'MobileNetV2 + CA (ours)': ca,
-                  'MobileNetV2 + CA (released form)': released_form(ca)}
-        out.append((f'backbone, stem to 1280 conv, {s}²', 'MobileNetV2',
-                    {k: prepare(v, device, args.channels_last, args.compile)
-                     for k, v in models.items()}, x))
-    if 'ssdlite' in args.only:
-        import mmdet
-        mm_cfg = osp.join(osp.dirname(mmdet.__file__),
-                          '.mim/configs/ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py')
-        _, mm = build_model(mm_cfg)
-        _, ours = build_model(osp.join(REPO,
-                                       'configs/ssdlite/ssdlite_mobilenetv2-ca_8xb24-600e_coco.py'))
-        models = {"mmdet's SSDLite-MobileNetV2": DetectorHeads(mm),
-                  'SSDLite-MobileNetV2 + CA (ours)': DetectorHeads(ours)}
-        out.append((f'SSDLite320 to raw head outputs, {s}²', "mmdet's SSDLite-MobileNetV2",
-                    {k: prepare(v, device, args.channels_last, args.compile)
-                     for k, v in models.items()}, x))
-    if 'deeplabv3' in args.only:
-        cfgs = {'DeepLabV3 MobileNetV2 OS16':
-                'deeplabv3_mobilenetv2-d16_4xb4-20k_voc12aug-512x512.py',
-                'DeepLabV3 MobileNetV2 + CA OS16':
-                'deeplabv3_mobilenetv2-ca-d16_4xb4-20k_voc12aug-512x512.py'}
-        models = {k: SegmentorLogits(build_model(osp.join(REPO, 'configs/deeplabv3', v))[1])
-                  for k, v in cfgs.items()}
-        out.append((f'DeepLabV3 to logits, {s}²', 'DeepLabV3 MobileNetV2 OS16',
-                    {k: prepare(v, device, args.channels_last, args.compile)
-                     for k, v in models.items()}, x))
-    return out
+def _with_bn_statistics(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Non-trivial running statistics, as a trained model has (the default mean 0, var 1
+    would make every BN an identity)."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_var is not None:
+            m.running_mean.copy_(0.1 * torch.randn(m.num_features, generator=g))
+            m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=g))
+    return model
 
 
-# The targets (eval, batch 1, 320²): (comparison prefix, model, bound on its ratio to
-# the comparison's baseline, how to say it). Ratios are latency ratios, so >= 1.3x faster is
-# <= 1/1.3 and >= 0.95x the images/s is <= 1/0.95.
-TARGETS = [
-    ('CA layer', 'CoordAtt (ours)', 1 / 1.3, 'CA layer >= 1.3x faster than the released forward'),
-    ('backbone', 'MobileNetV2 + CA (ours)', 1.10,
-     'MobileNetV2CA backbone <= 1.10x the plain latency'),
-    ('SSDLite320', 'SSDLite-MobileNetV2 + CA (ours)', 1 / 0.95,
-     "SSDLite-MobileNetV2-CA >= 0.95x the images/s of mmdet's SSDLite-MobileNetV2"),
-]
+def _initialised(model: nn.Module) -> nn.Module:
+    """The codebases' own initialisation (Kaiming convs), which keeps activations and gradients
+    at a trained network's scale; construction-time weights let them fade towards denormal
+    numbers, whose slow arithmetic would be timed instead."""
+    with quiet_logs():
+        model.init_weights()
+    return _with_bn_statistics(model)
 
 
-def target_status(ratios: dict) -> list:
-    """Markdown lines: each target met or missed, with the measured ratio ({(title, model): r})."""
-    lines = []
-    for prefix, model, bound, text in TARGETS:
-        got = [r for (title, name), r in ratios.items()
-               if title.startswith(prefix) and name == model]
-        if not got:
-            continue
-        r = got[0]
-        speed = f'{1 / r:.2f}x faster' if prefix == 'CA layer' else \
-            (f'{1 / r:.3f}x the images/s' if prefix == 'SSDLite320' else f'{r:.3f}x')
-        verdict = '**met**' if r <= bound else f'**missed** by {r / bound - 1:.1%} of latency'
-        lines.append(f'- {text}: {verdict} (measured {speed}; '
-                     f'latency ratio {r:.3f}, bound {bound:.3f})')
-    return lines
+def backbones():
+    torch.manual_seed(0)
+    return (_initialised(MobileNetV2CA(attention=None, out_indices=(7,))),
+            _initialised(MobileNetV2CA(out_indices=(7,))))
 
 
-def main(argv=None) -> int:  # noqa: C901
+def dense_pairs():
+    """(title, {name: network}, baseline) for SSDLite and DeepLabV3."""
+    import mmdet
+    mm_cfg = osp.join(osp.dirname(mmdet.__file__),
+                      '.mim/configs/ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py')
+    torch.manual_seed(0)
+    ssd = {SSD_MM: DetectorHeads(build_model(mm_cfg, init=True)[1]),
+           SSD_OURS: DetectorHeads(build_model(osp.join(REPO, SSDLITE_CA), init=True)[1])}
+    seg = {k: SegmentorLogits(build_model(osp.join(REPO, 'configs/deeplabv3', v), init=True)[1])
+           for k, v in DEEPLAB.items()}
+    for nets in (ssd, seg):
+        for n in nets.values():
+            _with_bn_statistics(n)
+    return [('SSDLite320 to raw head outputs', ssd, SSD_MM),
+            ('DeepLabV3 to logits', seg, DL_PLAIN)]
+
+
+# ---- tables ----
+
+class Report:
+    """The Markdown lines of a run and the ratios its targets are judged on."""
+
+    def __init__(self):
+        self.lines: List[str] = []
+        self.ratios: Dict[Tuple[str, str, str], float] = {}
+
+    def table(self, section: str, title: str, base: str, times: Dict[str, List[float]],
+              images: int = 1) -> None:
+        med = {k: statistics.median(v) for k, v in times.items()}
+        for name, t in times.items():
+            q = statistics.quantiles(t, n=4) if len(t) > 1 else (t[0], t[0], t[0])
+            r = med[name] / med[base]
+            self.ratios[section, title, name] = r
+            self.lines.append(f'| {title} | {name} | {med[name] * 1e3:.2f} | '
+                              f'{q[0] * 1e3:.2f}–{q[2] * 1e3:.2f} | '
+                              f'{images / med[name]:.1f} | {r:.3f}× |')
+
+    def start(self, heading: str, columns: str) -> None:
+        self.lines += ['', f'**{heading}**', '', columns,
+                       '|' + '---|' * (columns.count('|') - 1)]
+
+    def verdicts(self, section: str) -> None:
+        got = []
+        for sec, prefix, model, bound, text in TARGETS:
+            if sec != section:
+                continue
+            for (s, title, name), r in self.ratios.items():
+                if s == sec and title.startswith(prefix) and name == model:
+                    got.append(verdict(title, text, r, bound))
+        if got:
+            self.lines += ['', 'Targets:'] + got
+
+
+def verdict(title: str, text: str, r: float, bound: float) -> str:
+    """One Markdown line: the target met or missed, with the measured ratio."""
+    if bound < 1 and 'faster' in text:
+        measured = f'{1 / r:.2f}x faster'
+    elif 'images/s' in text:
+        measured = f'{1 / r:.3f}x the images/s'
+    else:
+        measured = f'{r:.3f}x'
+    state = '**met**' if r <= bound else f'**missed** by {r / bound - 1:.1%}'
+    return f'- {text} ({title}): {state} (measured {measured}; ratio {r:.3f}, bound {bound:.3f})'
+
+
+TIMES = '| comparison | model | median ms | IQR ms | images/s | ratio to baseline |'
+
+
+def eager_section(rep: Report, args, device) -> None:
+    plain, ca = backbones()
+    rep.start('Eager PyTorch, eval' + (', channels-last' if args.channels_last else '')
+              + (', torch.compile' if args.compile else ''), TIMES)
+    notes, pairs = [], dense_pairs()
+    for batch in args.batch:
+        x = torch.randn(batch, 3, args.size, args.size, device=device)
+        if args.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        comparisons = [(f'backbone, stem to 1280 conv, batch {batch}, {args.size}²',
+                        {'MobileNetV2': plain, OURS: ca, OURS_ATEN: aten_only(ca),
+                         'MobileNetV2 + CA (released form)': released_form(ca)}, 'MobileNetV2')]
+        comparisons += [(f'{t}, batch {batch}, {args.size}²', nets, base)
+                        for t, nets, base in pairs]
+        for title, nets, base in comparisons:
+            models = {k: prepare(v, device, args.channels_last, args.compile)
+                      for k, v in nets.items()}
+            with torch.inference_mode():
+                fns, failed = runnable({k: (lambda m=m: m(x)) for k, m in models.items()})
+                notes += [f'- {title}: {n}' for n in failed]
+                if base in fns:
+                    rep.table('eager', title, base,
+                              time_interleaved(fns, device, args.repeats, args.warmup), batch)
+    rep.lines += ([''] + notes) if notes else []
+    rep.verdicts('eager')
+
+
+def onnxruntime_section(rep: Report, args) -> None:
+    import numpy as np
+
+    from coordatt_mm.deploy import export_network, ort_kernel_shares, ort_session
+    plain, ca = backbones()
+    pairs = [('ONNX Runtime, backbone', {'MobileNetV2': plain, 'MobileNetV2 + CA': ca},
+              'MobileNetV2')]
+    pairs += [(f'ONNX Runtime, {t.split(" to ")[0]}', nets, base)
+              for t, nets, base in dense_pairs()]
+    x = np.random.default_rng(0).standard_normal((1, 3, args.size, args.size), np.float32)
+    rep.start(f'ONNX Runtime, CPU execution provider, {args.threads} intra-op threads without '
+              f'spinning, batch 1, {args.size}²', TIMES)
+    files = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for title, nets, base in pairs:
+            sessions = {}
+            for name, net in nets.items():
+                path = osp.join(tmp, f'{len(files)}.onnx')
+                with torch.no_grad():
+                    out = net.eval()(torch.randn(1, 3, args.size, args.size))
+                n_out = len(out) if isinstance(out, (tuple, list)) else 1
+                export_network(net, path, (args.size, args.size), [f'out{i}' for i in range(n_out)])
+                files[title, name] = path
+                sessions[name] = ort_session(path, args.threads)
+            fns = {k: (lambda s=s: s.run(None, {'input': x})) for k, s in sessions.items()}
+            rep.table('onnxruntime', f'{title}, {args.size}²', base,
+                      time_interleaved(fns, torch.device('cpu'), args.repeats, args.warmup))
+        rep.verdicts('onnxruntime')
+        shares = {k: ort_kernel_shares(files['ONNX Runtime, backbone', k], x,
+                                       threads=args.threads)
+                  for k in ('MobileNetV2', 'MobileNetV2 + CA')}
+    names = sorted(set(shares['MobileNetV2 + CA']) | set(shares['MobileNetV2']),
+                   key=lambda k: -shares['MobileNetV2 + CA'].get(k, 0))
+    rep.start("ONNX Runtime's profile of the backbones (share of kernel time)",
+              '| operator | MobileNetV2 | MobileNetV2 + CA |')
+    rep.lines += [f'| {k} | {shares["MobileNetV2"].get(k, 0):.1%} | '
+                  f'{shares["MobileNetV2 + CA"].get(k, 0):.1%} |' for k in names]
+
+
+def peak_memory(step: Callable, device) -> int:
+    """Peak bytes allocated during one call of ``step``, beyond what was allocated before."""
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        step()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated(device) - before
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    events = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == '[memory]'),
+                    key=lambda e: e.start_ns())
+    current = peak = 0
+    for e in events:
+        current += e.nbytes()
+        peak = max(peak, current)
+    return peak
+
+
+def training_section(rep: Report, args, device) -> None:
+    plain, ca = backbones()
+    nets = {'MobileNetV2': plain, OURS: ca, OURS_ATEN: aten_only(ca)}
+    x = torch.randn(args.train_batch, 3, args.size, args.size, device=device)
+    steps = {}
+    for name, net in nets.items():
+        net = net.to(device).train()
+        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=4e-5)
+
+        def step(net=net, opt=opt):
+            opt.zero_grad(set_to_none=True)
+            net(x)[0].mean().backward()
+            opt.step()
+        steps[name] = step
+    repeats = max(3, args.repeats // 4)
+    times = time_interleaved(steps, device, repeats, 2)
+    peaks = {name: peak_memory(step, device) for name, step in steps.items()}
+    where = 'torch profiler allocations' if device.type == 'cpu' else 'max_memory_allocated'
+    title = f'training step, batch {args.train_batch}, {args.size}²'
+    rep.start(f'Training: forward + backward + SGD step of the backbone, peak memory of the step '
+              f'({where})',
+              '| comparison | model | median step ms | peak memory MiB | step ratio | '
+              'memory ratio |')
+    med = {k: statistics.median(v) for k, v in times.items()}
+    for name in steps:
+        r_t, r_m = med[name] / med['MobileNetV2'], peaks[name] / peaks['MobileNetV2']
+        rep.ratios['training', title, name] = r_t
+        rep.ratios['training', f'training peak memory, batch {args.train_batch}', name] = r_m
+        rep.lines.append(f'| {title} | {name} | {med[name] * 1e3:.0f} | {peaks[name] / 2**20:.0f} '
+                         f'| {r_t:.3f}× | {r_m:.3f}× |')
+    rep.verdicts('training')
+
+
+def layer_section(rep: Report, args, device) -> None:
+    shapes = ca_shapes(args.size)
+    torch.manual_seed(0)
+    ours = [_with_bn_statistics(CoordAtt(c)) for c, _, _ in shapes]
+    models = {'CoordAtt (ours)': ManyLayers(ours),
+              'CoordAtt (ours, PyTorch ops only)': aten_only(ManyLayers(ours)),
+              'released forward': ManyLayers([ReleasedFormCoordAtt(m) for m in ours])}
+    try:
+        from timm.layers import CoordAttn
+        models['timm CoordAttn'] = ManyLayers([CoordAttn(c) for c, _, _ in shapes])
+    except Exception:  # optional dependency
+        pass
+    xs = [torch.randn(1, c, h, w, device=device) for c, h, w in shapes]
+    title = f'CA layer, 16 MobileNetV2 shapes at {args.size}²'
+    rep.start('The CA layer alone, eval, batch 1', TIMES)
+    with torch.inference_mode():
+        models = {k: prepare(v, device, False, args.compile) for k, v in models.items()}
+        fns, failed = runnable({k: (lambda m=m: m(xs)) for k, m in models.items()})
+        rep.table('layer', title, 'released forward',
+                  time_interleaved(fns, device, args.repeats, args.warmup))
+    rep.lines += [f'- {title}: {n}' for n in failed]
+    if 'timm CoordAttn' not in models:
+        rep.lines += ['', 'timm is not installed (`pip install timm`): no timm row.']
+    rep.verdicts('layer')
+
+
+SECTIONS = {'layer': layer_section, 'eager': eager_section, 'onnxruntime': onnxruntime_section,
+            'training': training_section}
+
+
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--sections', default='layer,eager,onnxruntime,training')
+    ap.add_argument('--batch', default='1,8', help='eager batch sizes')
+    ap.add_argument('--train-batch', type=int, default=8)
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--repeats', type=int, default=30)
     ap.add_argument('--warmup', type=int, default=5)
     ap.add_argument('--size', type=int, default=320)
     ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     ap.add_argument('--channels-last', action='store_true')
-    ap.add_argument('--compile', action='store_true', help='torch.compile every model')
-    ap.add_argument('--only', default='layer,backbone,ssdlite,deeplabv3')
-    ap.add_argument('--out', help='also write the Markdown table here')
+    ap.add_argument('--compile', action='store_true', help='torch.compile the eager models')
+    ap.add_argument('--out', help='also write the Markdown tables here')
     args = ap.parse_args(argv)
-    args.only = set(args.only.split(','))
+    args.batch = [int(b) for b in args.batch.split(',')]
+    sections = args.sections.split(',')
+    unknown = [s for s in sections if s not in SECTIONS]
+    if unknown:
+        ap.error(f'unknown section(s) {unknown}; choose from {sorted(SECTIONS)}')
     torch.set_num_threads(args.threads)
+    # a random-weight network can still underflow somewhere: denormal arithmetic, many times
+    # slower on CPUs, would be measured instead of the models
+    torch.set_flush_denormal(True)
     device = torch.device(args.device)
     dev_name = (torch.cuda.get_device_name(device) if device.type == 'cuda'
                 else platform.processor() or platform.machine())
-    head = (f'device {args.device} ({dev_name}), torch {torch.__version__}, '
-            f'threads {torch.get_num_threads()}, '
-            f'batch 1, {args.size}², {args.repeats} interleaved runs after {args.warmup} warm-up'
-            + (', channels-last' if args.channels_last else '')
-            + (', torch.compile' if args.compile else ''))
-    lines = [head, '', '| comparison | model | median ms | IQR ms | images/s | ratio to baseline |',
-             '|---|---|---|---|---|---|']
-    ratios, failed = {}, []
-    for title, base, models, inputs in comparisons(args, device):
-        models, notes = runnable(models, inputs)
-        failed += [f'- {title}: {n}' for n in notes]
-        if base not in models:
-            continue
-        times = time_interleaved(models, inputs, device, args.repeats, args.warmup)
-        med = {k: statistics.median(v) for k, v in times.items()}
-        for name, t in times.items():
-            q = statistics.quantiles(t, n=4)
-            ratios[title, name] = med[name] / med[base]
-            lines.append(f'| {title} | {name} | {med[name] * 1e3:.2f} | '
-                         f'{q[0] * 1e3:.2f}–{q[2] * 1e3:.2f} | '
-                         f'{1 / med[name]:.1f} | {med[name] / med[base]:.3f}× |')
-    if failed:
-        lines += [''] + failed
-    status = target_status(ratios)
-    if status:
-        lines += ['', 'Targets on this run:'] + status
-    table = '\n'.join(lines)
-    print(table)
+    rep = Report()
+    rep.lines.append(
+        f'device {args.device} ({dev_name}), torch {torch.__version__}, threads '
+        f'{torch.get_num_threads()}, fused CA kernels {ops.fused_status()}, {args.size}², '
+        f'{args.repeats} interleaved runs after {args.warmup} warm-up, denormals flushed, '
+        f'initialised weights')
+    for name in sections:
+        if name == 'onnxruntime':
+            onnxruntime_section(rep, args)  # the CPU provider, whatever --device says
+        else:
+            SECTIONS[name](rep, args, device)
+    text = '\n'.join(rep.lines)
+    print(text)
     if args.out:
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         with open(args.out, 'w') as f:
-            f.write(table + '\n')
+            f.write(text + '\n')
     return 0
 
 

@@ -100,22 +100,35 @@ def conv_module_map(ours: str, theirs_conv: str, theirs_norm: str,
     return {f'{ours}.conv': theirs_conv, f'{ours}.{norm_name}': theirs_norm}
 
 
-def conv_then_attention(conv: ConvModule, attention: Optional[nn.Module],
-                        x: torch.Tensor) -> torch.Tensor:
-    """``attention(conv(x))``, handing an attention layer that can (``CoordAtt``, see
-    :meth:`CoordAtt.forward_after_norm_act`) the conv output with the module's norm and
-    activation, which its fused eval form computes inside its own passes instead of in two
-    passes of their own. Modules with hooks are called as usual, so the hooks see what they
-    expect."""
+def conv_then_attention(conv: ConvModule, attention: Optional[nn.Module], x: torch.Tensor,
+                        then: Optional[ConvModule] = None) -> torch.Tensor:
+    """``then(attention(conv(x)))`` (``then`` optional), letting an attention layer that can
+    (``CoordAtt``) work with its neighbours: in its fused eval form it computes ``conv``'s norm
+    and activation inside its own passes instead of in two passes of their own
+    (:meth:`CoordAtt.forward_after_norm_act`); in training it feeds ``then``'s convolution
+    without storing the gated tensor (:meth:`CoordAtt.forward_then_conv`). Modules with hooks
+    are called as usual, so the hooks see what they expect."""
     if attention is None:
-        return conv(x)
+        out = conv(x)
+        return out if then is None else then(out)
+    if (then is not None and torch.is_grad_enabled() and hasattr(attention, 'forward_then_conv')
+            and _plain(then) and type(then.conv) is nn.Conv2d
+            and then.conv.padding_mode == 'zeros' and not _hooked(then, then.conv, attention)):
+        out = then.norm(attention.forward_then_conv(conv(x), then.conv))
+        return then.activate(out) if then.with_activation else out
     after = getattr(attention, 'forward_after_norm_act', None)
     act = conv.activate if conv.with_activation else None
-    if (after is not None and conv.order == ('conv', 'norm', 'act') and conv.with_norm
-            and not conv.with_explicit_padding and not conv.with_spectral_norm
-            and not _hooked(conv, conv.norm, act, attention)):
-        return after(conv.conv(x), conv.norm, act)
-    return attention(conv(x))
+    if after is not None and _plain(conv) and not _hooked(conv, conv.norm, act, attention):
+        out = after(conv.conv(x), conv.norm, act)
+    else:
+        out = attention(conv(x))
+    return out if then is None else then(out)
+
+
+def _plain(conv: ConvModule) -> bool:
+    """conv -> norm -> activation, nothing else in between."""
+    return (conv.order == ('conv', 'norm', 'act') and conv.with_norm
+            and not conv.with_explicit_padding and not conv.with_spectral_norm)
 
 
 def _hooked(*modules: Optional[nn.Module]) -> bool:

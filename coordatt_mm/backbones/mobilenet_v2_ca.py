@@ -83,8 +83,7 @@ class InvertedResidualCA(BaseModule):
 
     def _body(self, x: torch.Tensor) -> torch.Tensor:
         out = x if self.expand is None else self.expand(x)
-        out = conv_then_attention(self.depthwise, self.attention, out)
-        out = self.project(out)
+        out = conv_then_attention(self.depthwise, self.attention, out, then=self.project)
         return x + out if self.use_res_connect else out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

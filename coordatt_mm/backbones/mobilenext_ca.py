@@ -73,8 +73,11 @@ class SandGlassCA(BaseModule):
                                   dilation=dilation, groups=out_channels, act_cfg=None, **common)
 
     def _body(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        out = x if self.dw1 is None else conv_then_attention(self.dw1, self.attention, x)
-        expanded = self.expand(self.reduce(out))
+        if self.dw1 is None:
+            expanded = self.expand(self.reduce(x))
+        else:
+            expanded = self.expand(conv_then_attention(self.dw1, self.attention, x,
+                                                       then=self.reduce))
         out = expanded if self.dw2 is None else self.dw2(expanded)
         return (x + out if self.use_res_connect else out), expanded
 

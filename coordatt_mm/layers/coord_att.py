@@ -104,14 +104,26 @@ class CoordAtt(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._fast_eval():
             return self._forward_fast(x)
+        a_h, a_w = self._gates(x)
+        return ops.coord_gate(x, a_h, a_w) if self.use_ops else \
+            x * a_w.unsqueeze(2) * a_h.unsqueeze(3)
+
+    def _gates(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The training form's row gates (N,C,H) and column gates (N,C,W)."""
         h, w = x.shape[-2:]
         z = ops.coord_pool(x) if self.use_ops else torch.cat([x.mean(3), x.mean(2)], dim=2)
         y = self.act(self.norm(self.conv_reduce(z.unsqueeze(3))))  # z: N,C,H+W; y: N,mip,H+W,1
         y_h, y_w = y.split([h, w], dim=2)
-        a_h = self.conv_h(y_h).sigmoid().squeeze(3)  # N,C,H
-        a_w = self.conv_w(y_w).sigmoid().squeeze(3)  # N,C,W
-        return ops.coord_gate(x, a_h, a_w) if self.use_ops else \
-            x * a_w.unsqueeze(2) * a_h.unsqueeze(3)
+        return self.conv_h(y_h).sigmoid().squeeze(3), self.conv_w(y_w).sigmoid().squeeze(3)
+
+    def forward_then_conv(self, x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+        """``conv(self(x))``, for a block whose next layer is a conv. While autograd records
+        (training), the gated tensor the conv would keep for its weight gradient is not
+        stored but recomputed in the backward: one full-size tensor less per layer."""
+        if self._fast_eval() or not self.use_ops or not torch.is_grad_enabled():
+            return conv(self(x))
+        a_h, a_w = self._gates(x)
+        return ops.gate_then_conv(x, a_h, a_w, conv)
 
     def forward_after_norm_act(self, x: torch.Tensor, norm: nn.Module,
                                act: Optional[nn.Module]) -> torch.Tensor:

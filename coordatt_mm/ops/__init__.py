@@ -5,13 +5,14 @@ ops. Everything works without it: :func:`fused_usable` says whether a tensor can
 path, and :class:`~coordatt_mm.layers.CoordAtt` falls back to PyTorch ops otherwise.
 """
 from coordatt_mm.ops.coord_att import (
-                                       coord_att_eval,
-                                       coord_gate,
-                                       coord_pool,
-                                       fused_available,
-                                       fused_status,
-                                       fused_usable,
+    coord_att_eval,
+    coord_gate,
+    coord_pool,
+    fused_available,
+    fused_status,
+    fused_usable,
+    gate_then_conv,
 )
 
 __all__ = ['coord_att_eval', 'coord_gate', 'coord_pool', 'fused_available', 'fused_status',
-           'fused_usable']
+           'fused_usable', 'gate_then_conv']

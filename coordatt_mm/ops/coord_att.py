@@ -8,6 +8,7 @@ build that did not load, takes the PyTorch ops below.
 from typing import Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 ABI_VERSION = 1  # the extension's ABI_VERSION this code was written for
@@ -115,6 +116,50 @@ def coord_gate(x: torch.Tensor, a_h: torch.Tensor, a_w: torch.Tensor) -> torch.T
     if fused_usable(x) and a_h.dtype == a_w.dtype == x.dtype:
         return _ext.coord_gate(x, a_h, a_w, False)
     return x * a_w.unsqueeze(2) * a_h.unsqueeze(3)
+
+
+class _GateConv(torch.autograd.Function):
+    """conv(x * a_w * a_h) keeping x and the gates but not the gated tensor: the backward
+    recomputes it (one pass) for the convolution's weight gradient."""
+
+    @staticmethod
+    def forward(ctx, x, a_h, a_w, weight, bias, stride, padding, dilation, groups):
+        ctx.conv = (stride, padding, dilation, groups)
+        ctx.save_for_backward(x, a_h, a_w, weight)
+        ctx.has_bias = bias is not None
+        with torch.no_grad():
+            return F.conv2d(coord_gate(x, a_h, a_w), weight, bias, stride, padding, dilation,
+                            groups)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_y):
+        x, a_h, a_w, weight = ctx.saved_tensors
+        stride, padding, dilation, groups = ctx.conv
+        need = ctx.needs_input_grad
+        gated = coord_gate(x, a_h, a_w)
+        grad_gated, grad_w, grad_b = torch.ops.aten.convolution_backward(
+            grad_y, gated, weight, [weight.shape[0]] if ctx.has_bias else None, stride,
+            padding, dilation, False, [0, 0], groups, [any(need[:3]), need[3], need[4]])
+        del gated
+        gx = gh = gw = None
+        if any(need[:3]):
+            if fused_usable(x) and a_h.dtype == a_w.dtype == x.dtype:
+                gx, gh, gw = _ext.coord_gate_backward(grad_gated, x, a_h, a_w)
+            else:
+                gx, gh, gw = _gate_backward_aten(grad_gated, x, a_h, a_w)
+        return (gx if need[0] else None, gh if need[1] else None, gw if need[2] else None,
+                grad_w, grad_b, None, None, None, None)
+
+
+def gate_then_conv(x: torch.Tensor, a_h: torch.Tensor, a_w: torch.Tensor,
+                   conv: torch.nn.Conv2d) -> torch.Tensor:
+    """``conv(x * a_w * a_h)``; with autograd recording, the gated tensor (which a plain conv
+    would keep for its weight gradient) is recomputed in the backward instead of stored."""
+    if not torch.is_grad_enabled() or _tracing():
+        return conv(coord_gate(x, a_h, a_w))
+    return _GateConv.apply(x, a_h, a_w, conv.weight, conv.bias, conv.stride, conv.padding,
+                           conv.dilation, conv.groups)
 
 
 def coord_att_eval(x: torch.Tensor, weights: Tuple[torch.Tensor, ...], act: int,
