@@ -240,10 +240,12 @@ class Report:
 
     def table(self, section: str, title: str, base: str, times: Dict[str, List[float]],
               images: int = 1) -> None:
+        """Rows of median times; a model's ratio is the median over the interleaved rounds of
+        its time over the baseline's in the same round, which cancels the machine's drift."""
         med = {k: statistics.median(v) for k, v in times.items()}
         for name, t in times.items():
             q = statistics.quantiles(t, n=4) if len(t) > 1 else (t[0], t[0], t[0])
-            r = med[name] / med[base]
+            r = statistics.median(a / b for a, b in zip(t, times[base]))
             self.ratios[section, title, name] = r
             self.lines.append(f'| {title} | {name} | {med[name] * 1e3:.2f} | '
                               f'{q[0] * 1e3:.2f}–{q[2] * 1e3:.2f} | '
@@ -277,7 +279,8 @@ def verdict(title: str, text: str, r: float, bound: float) -> str:
     return f'- {text} ({title}): {state} (measured {measured}; ratio {r:.3f}, bound {bound:.3f})'
 
 
-TIMES = '| comparison | model | median ms | IQR ms | images/s | ratio to baseline |'
+TIMES = ('| comparison | model | median ms | IQR ms | images/s | ratio to baseline (median of '
+         'rounds) |')
 
 
 def eager_section(rep: Report, args, device) -> None:
@@ -392,7 +395,8 @@ def training_section(rep: Report, args, device) -> None:
               'memory ratio |')
     med = {k: statistics.median(v) for k, v in times.items()}
     for name in steps:
-        r_t, r_m = med[name] / med['MobileNetV2'], peaks[name] / peaks['MobileNetV2']
+        r_t = statistics.median(a / b for a, b in zip(times[name], times['MobileNetV2']))
+        r_m = peaks[name] / peaks['MobileNetV2']
         rep.ratios['training', title, name] = r_t
         rep.ratios['training', f'training peak memory, batch {args.train_batch}', name] = r_m
         rep.lines.append(f'| {title} | {name} | {med[name] * 1e3:.0f} | {peaks[name] / 2**20:.0f} '

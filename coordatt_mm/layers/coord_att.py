@@ -98,8 +98,9 @@ class CoordAtt(nn.Module):
         self._eval_cache = self._prologue_cache = self._export_cache = None
 
     def _fast_eval(self) -> bool:
+        # through _modules: this runs on every call, and Module.__getattr__ is slow
         return (not self.training and not torch.is_grad_enabled()
-                and isinstance(self.norm, _BatchNorm))
+                and isinstance(self._modules['norm'], _BatchNorm))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._fast_eval():
@@ -135,10 +136,10 @@ class CoordAtt(nn.Module):
         gated in place when ``inplace``.
         """
         pro_act = _PROLOGUE_ACTIVATIONS.get(type(act))
-        act_code = _FUSED_ACTIVATIONS.get(type(self.act))
+        act_code = _FUSED_ACTIVATIONS.get(type(self._modules['act']))
         if (pro_act is not None and act_code is not None and self.use_ops and self._fast_eval()
                 and isinstance(norm, _BatchNorm) and not norm.training
-                and norm.running_mean is not None and ops.fused_usable(x)):
+                and norm.running_mean is not None and ops.fused_available()):
             weights, prologue = self._eval_args(norm)
             out = ops.coord_att_eval(x, weights, act_code, self.inplace,
                                      prologue=prologue + (pro_act,))
@@ -181,7 +182,7 @@ class CoordAtt(nn.Module):
         return self._eval_cache[1], self._prologue_cache[1]
 
     def _forward_fast(self, x: torch.Tensor) -> torch.Tensor:
-        act = _FUSED_ACTIVATIONS.get(type(self.act))
+        act = _FUSED_ACTIVATIONS.get(type(self._modules['act']))
         weights, _ = self._eval_args()
         if self.use_ops and act is not None:
             out = ops.coord_att_eval(x, weights, act, self.inplace)

@@ -173,8 +173,7 @@ def coord_att_eval(x: torch.Tensor, weights: Tuple[torch.Tensor, ...], act: int,
     """
     if not fused_usable(x) or weights[0].dtype != x.dtype:
         return None
-    inplace = inplace and (x.is_contiguous()
-                           or x.is_contiguous(memory_format=torch.channels_last))
+    # a strided x (neither layout) is copied by the kernel: then there is no "in place"
     if prologue is None:
         return _ext.coord_att_eval(x, *weights, act, inplace)
     scale, shift, pro_act = prologue

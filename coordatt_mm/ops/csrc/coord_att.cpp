@@ -206,17 +206,19 @@ Tensor gate_target(const Tensor& x, bool nhwc, bool inplace) {
   return inplace ? x : at::empty(x.sizes(), x.options().memory_format(format_of(nhwc)));
 }
 
-Tensor prepared_input(const Tensor& input, bool nhwc, bool inplace, const char* op) {
-  TORCH_CHECK(!inplace || nhwc || input.is_contiguous(), op,
-              ": inplace needs an NCHW-contiguous or channels-last x");
-  return nhwc || inplace ? input : input.contiguous();
+// x as the kernels read it: contiguous in its layout (a strided x is copied, and then
+// gated into a new tensor even when inplace was asked for)
+Tensor prepared_input(const Tensor& input, bool nhwc, bool& inplace) {
+  if (nhwc || input.is_contiguous()) return input;
+  inplace = false;
+  return input.contiguous();
 }
 
 // x * a_w * a_h with a_h (N, C, H) and a_w (N, C, W).
 Tensor coord_gate(const Tensor& input, const Tensor& a_h, const Tensor& a_w, bool inplace) {
   check_input(input, "coord_gate");
   const bool nhwc = is_nhwc(input);
-  const Tensor x = prepared_input(input, nhwc, inplace, "coord_gate");
+  const Tensor x = prepared_input(input, nhwc, inplace);
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   check_like(a_h, x, {N, C, H}, "coord_gate", "a_h");
   check_like(a_w, x, {N, C, W}, "coord_gate", "a_w");
@@ -284,7 +286,7 @@ Tensor coord_att_eval(const Tensor& input, const Tensor& w1, const Tensor& b1,
   TORCH_CHECK(act >= kIdentity && act <= kHSwish, "coord_att_eval: unknown activation code ",
               act);
   const bool nhwc = is_nhwc(input);
-  const Tensor x = prepared_input(input, nhwc, inplace, "coord_att_eval");
+  const Tensor x = prepared_input(input, nhwc, inplace);
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), L = H + W;
   const int64_t mip = w1.size(0);
   for (const auto& [t, name] :

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cstdint>
 #pragma GCC target("avx2,fma")
+#include <immintrin.h>
 #define COORDATT_ISA isa_avx2
+#define COORDATT_AVX2_INTRINSICS
 #include "coord_att_kernels.h"
 
 namespace coordatt {

@@ -11,6 +11,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "coord_att_dispatch.h"
@@ -79,12 +80,115 @@ inline void with_prologue_c(const Prologue<T>& pro, const Fn& fn) {
   }
 }
 
+#ifdef COORDATT_AVX2_INTRINSICS
+// ---- AVX2 rows of NCHW float planes: whole vectors and one masked vector per row ----
+//
+// The compilers' own loops end a short row (W = 10, 20: MobileNetV2's later stages) with a
+// scalar tail and restart per row; here a row is a few vector operations, and for narrow
+// planes the column sums stay in registers. Products and sums keep the portable loops' order
+// of operations (v * s + b, (f(x) * a_w) * a_h).
+
+inline __m256 prologue_vec(Identity<float>, __m256 v) { return v; }
+
+template <int A>
+inline __m256 prologue_vec(ChannelAffine<float, A> f, __m256 v) {
+  v = _mm256_add_ps(_mm256_mul_ps(v, _mm256_set1_ps(f.s)), _mm256_set1_ps(f.b));
+  if (A >= 1) v = _mm256_max_ps(_mm256_setzero_ps(), v);  // a NaN stays NaN, as std::max
+  if (A == 2) v = _mm256_min_ps(_mm256_set1_ps(6.0f), v);
+  return v;
+}
+
+inline __m256i lanes_below(int64_t n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)));
+}
+
+// a plane with W = 8 * NV + (TAIL ? 1..7 : 0) <= 40: column sums in NV (+1) registers
+template <int NV, bool TAIL, typename F>
+void pool_narrow_plane(const float* xp, float* zh, float* zw, int64_t H, int64_t W, F f) {
+  const __m256i m = lanes_below(W - 8 * NV);
+  const float inv_w = 1.0f / float(W);
+  __m256 col[NV + 1];
+  for (int j = 0; j <= NV; ++j) col[j] = _mm256_setzero_ps();
+  for (int64_t h = 0; h < H; ++h) {
+    const float* row = xp + h * W;
+    __m256 rs = _mm256_setzero_ps();
+    for (int j = 0; j < NV; ++j) {
+      const __m256 v = prologue_vec(f, _mm256_loadu_ps(row + 8 * j));
+      col[j] = _mm256_add_ps(col[j], v);
+      rs = _mm256_add_ps(rs, v);
+    }
+    if (TAIL) {  // the masked lanes would be f(0): zero them
+      const __m256 v = _mm256_and_ps(prologue_vec(f, _mm256_maskload_ps(row + 8 * NV, m)),
+                                     _mm256_castsi256_ps(m));
+      col[NV] = _mm256_add_ps(col[NV], v);
+      rs = _mm256_add_ps(rs, v);
+    }
+    zh[h] = hsum(rs) * inv_w;
+  }
+  const __m256 inv_h = _mm256_set1_ps(1.0f / float(H));
+  for (int j = 0; j < NV; ++j) _mm256_storeu_ps(zw + 8 * j, _mm256_mul_ps(col[j], inv_h));
+  if (TAIL) _mm256_maskstore_ps(zw + 8 * NV, m, _mm256_mul_ps(col[NV], inv_h));
+}
+
+// true if the plane was pooled here (W <= 40)
+template <typename F>
+bool pool_plane_avx2(const float* xp, float* zh, float* zw, int64_t H, int64_t W, F f) {
+  const bool tail = W % 8 != 0;
+  switch (W / 8) {
+    case 0: pool_narrow_plane<0, true>(xp, zh, zw, H, W, f); return true;
+    case 1: tail ? pool_narrow_plane<1, true>(xp, zh, zw, H, W, f)
+                 : pool_narrow_plane<1, false>(xp, zh, zw, H, W, f); return true;
+    case 2: tail ? pool_narrow_plane<2, true>(xp, zh, zw, H, W, f)
+                 : pool_narrow_plane<2, false>(xp, zh, zw, H, W, f); return true;
+    case 3: tail ? pool_narrow_plane<3, true>(xp, zh, zw, H, W, f)
+                 : pool_narrow_plane<3, false>(xp, zh, zw, H, W, f); return true;
+    case 4: if (tail) return false;
+            pool_narrow_plane<4, false>(xp, zh, zw, H, W, f); return true;
+    default: return false;
+  }
+}
+
+template <typename F>
+void gate_plane_avx2(const float* xp, const float* gh, const float* gw, float* op, int64_t H,
+                     int64_t W, F f) {
+  const int64_t nv = W / 8, tail = W - 8 * nv;
+  const __m256i m = lanes_below(tail);
+  for (int64_t h = 0; h < H; ++h) {
+    const __m256 g = _mm256_set1_ps(gh[h]);
+    const float* px = xp + h * W;
+    float* o = op + h * W;
+    for (int64_t j = 0; j < nv; ++j) {
+      const __m256 v = prologue_vec(f, _mm256_loadu_ps(px + 8 * j));
+      _mm256_storeu_ps(o + 8 * j,
+                       _mm256_mul_ps(_mm256_mul_ps(v, _mm256_loadu_ps(gw + 8 * j)), g));
+    }
+    if (tail) {
+      const __m256 v = prologue_vec(f, _mm256_maskload_ps(px + 8 * nv, m));
+      _mm256_maskstore_ps(o + 8 * nv, m,
+                          _mm256_mul_ps(_mm256_mul_ps(v, _mm256_maskload_ps(gw + 8 * nv, m)), g));
+    }
+  }
+}
+#endif  // COORDATT_AVX2_INTRINSICS
+
 // ---- pooling: row means and column means in one read of x ----
 
 // one H x W plane: row means into zh, column means into zw. Four rows at a time: four
 // independent row sums in flight, and one update of the column sums for the four.
 template <typename T, typename F>
 void pool_plane(const T* xp, T* zh, T* zw, int64_t H, int64_t W, F f) {
+#ifdef COORDATT_AVX2_INTRINSICS
+  if constexpr (std::is_same_v<T, float>) {
+    if (pool_plane_avx2(xp, zh, zw, H, W, f)) return;
+  }
+#endif
   const T inv_h = T(1) / T(H), inv_w = T(1) / T(W);
   std::fill(zw, zw + W, T(0));
   int64_t h = 0;
@@ -222,6 +326,9 @@ void pool_backward_nhwc(const T* gz, T* gx, int64_t r0, int64_t r1, int64_t C, i
 
 template <typename T, typename F>
 void gate_plane(const T* xp, const T* gh, const T* gw, T* op, int64_t H, int64_t W, F f) {
+#ifdef COORDATT_AVX2_INTRINSICS
+  if constexpr (std::is_same_v<T, float>) return gate_plane_avx2(xp, gh, gw, op, H, W, f);
+#endif
   for (int64_t h = 0; h < H; ++h) {
     const T g = gh[h];
     const T* px = xp + h * W;
