@@ -2,7 +2,7 @@
 """Side-by-side benchmarks, baseline vs Coordinate Attention, in one process
 (``tools/analysis/benchmark.py``).
 
-    python tools/analysis/benchmark.py [--sections eager,onnxruntime,training,layer]
+    python tools/analysis/benchmark.py [--sections layer,eager,onnxruntime,training,compile]
         [--batch 1,8] [--train-batch 8] [--threads 2] [--repeats 30] [--warmup 5] [--size 320]
         [--device cpu|cuda] [--channels-last] [--compile] [--out FILE.md]
 
@@ -21,7 +21,9 @@ the ratios of one table share the machine's state; CUDA timings are synchronised
   the step's peak memory (CPU: the allocations the torch profiler records; CUDA:
   ``max_memory_allocated``);
 - layer: the 16 CA layers of MobileNetV2 at ``--size``, each on its own input, batch 1: ours
-  (fused / PyTorch ops) vs the released forward vs timm's ``CoordAttn`` when timm is installed.
+  (fused / PyTorch ops) vs the released forward vs timm's ``CoordAttn`` when timm is installed;
+- compile (not in the default run: compilation takes minutes): whether ``torch.compile`` pays
+  for a folder of images, for our SSDLite-CA and DeepLabV3-CA.
 
 Each section ends with its targets, judged on its own numbers.
 """
@@ -411,10 +413,12 @@ def layer_section(rep: Report, args, device) -> None:
     models = {'CoordAtt (ours)': ManyLayers(ours),
               'CoordAtt (ours, PyTorch ops only)': aten_only(ManyLayers(ours)),
               'released forward': ManyLayers([ReleasedFormCoordAtt(m) for m in ours])}
-    try:
-        from timm.layers import CoordAttn
-        models['timm CoordAttn'] = ManyLayers([CoordAttn(c) for c, _, _ in shapes])
-    except Exception:  # optional dependency
+    try:  # optional dependency; the released widths (mip = max(8, C // 32), biased convs)
+        import timm
+        from timm.layers.coord_attn import CoordAttn
+        models[f'timm {timm.__version__} CoordAttn'] = ManyLayers(
+            [CoordAttn(c, rd_channels=max(8, c // 32), bias=True) for c, _, _ in shapes])
+    except ImportError:
         pass
     xs = [torch.randn(1, c, h, w, device=device) for c, h, w in shapes]
     title = f'CA layer, 16 MobileNetV2 shapes at {args.size}²'
@@ -425,18 +429,58 @@ def layer_section(rep: Report, args, device) -> None:
         rep.table('layer', title, 'released forward',
                   time_interleaved(fns, device, args.repeats, args.warmup))
     rep.lines += [f'- {title}: {n}' for n in failed]
-    if 'timm CoordAttn' not in models:
+    if not any(k.startswith('timm') for k in models):
         rep.lines += ['', 'timm is not installed (`pip install timm`): no timm row.']
     rep.verdicts('layer')
 
 
+def compile_section(rep: Report, args, device) -> None:
+    """Whether ``torch.compile`` pays for inference on a folder of images: for our SSDLite-CA
+    and DeepLabV3-CA at batch 1, the first compiled call (compilation included) and the
+    steady-state time, eager vs compiled, and the number of images from which compiling
+    wins."""
+    x = torch.randn(1, 3, args.size, args.size, device=device)
+    rep.start(f'torch.compile for folder inference, batch 1, {args.size}² (one input shape)',
+              '| model | eager ms | compiled ms | first compiled call s | images to break even '
+              '| 100 images eager s | 100 images compiled s |')
+    verdicts = []
+    for title, nets, _ in dense_pairs():
+        name = [k for k in nets if 'CA' in k][0]
+        eager = prepare(nets[name], device, False, False)
+        compiled = torch.compile(copy.deepcopy(eager), dynamic=False)
+        with torch.inference_mode():
+            sync(device)
+            t = time.perf_counter()
+            try:
+                compiled(x)
+            except Exception as e:  # a lowering error: say so, keep the other rows
+                rep.lines.append(f'| {name} | – | – | not compiled: {_first_line(e)} | | | |')
+                continue
+            sync(device)
+            first = time.perf_counter() - t
+            times = time_interleaved({'eager': lambda: eager(x), 'compiled': lambda: compiled(x)},
+                                     device, args.repeats, args.warmup)
+        te, tc = (statistics.median(times[k]) for k in ('eager', 'compiled'))
+        gain = te - tc
+        even = (first - tc) / gain if gain > 0 else float('inf')
+        n = 100
+        rep.lines.append(f'| {name} | {te * 1e3:.1f} | {tc * 1e3:.1f} | {first:.1f} | '
+                         f'{"never" if gain <= 0 else f"{even:,.0f}"} | {n * te:.1f} | '
+                         f'{first + (n - 1) * tc:.1f} |')
+        pays = first + (n - 1) * tc < n * te
+        verdicts.append(f'- {name}: compiling {"pays" if pays else "does not pay"} for a folder '
+                        f'of {n} images of one size')
+    rep.lines += [''] + verdicts
+
+
 SECTIONS = {'layer': layer_section, 'eager': eager_section, 'onnxruntime': onnxruntime_section,
-            'training': training_section}
+            'training': training_section, 'compile': compile_section}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    ap.add_argument('--sections', default='layer,eager,onnxruntime,training')
+    ap.add_argument('--sections', default='layer,eager,onnxruntime,training',
+                    help='comma-separated, from layer, eager, onnxruntime, training, compile')
     ap.add_argument('--batch', default='1,8', help='eager batch sizes')
     ap.add_argument('--train-batch', type=int, default=8)
     ap.add_argument('--threads', type=int, default=2)

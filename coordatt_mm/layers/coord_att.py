@@ -139,7 +139,8 @@ class CoordAtt(nn.Module):
         act_code = _FUSED_ACTIVATIONS.get(type(self._modules['act']))
         if (pro_act is not None and act_code is not None and self.use_ops and self._fast_eval()
                 and isinstance(norm, _BatchNorm) and not norm.training
-                and norm.running_mean is not None and ops.fused_available()):
+                and norm.running_mean is not None and ops.fused_available()
+                and not torch.compiler.is_compiling()):
             weights, prologue = self._eval_args(norm)
             out = ops.coord_att_eval(x, weights, act_code, self.inplace,
                                      prologue=prologue + (pro_act,))
@@ -147,6 +148,19 @@ class CoordAtt(nn.Module):
                 return out
         x = norm(x)
         return self(x if act is None else act(x))
+
+    def _folded(self) -> tuple:
+        """(w1, b1, wth, bh, wtw, bw): see :meth:`_eval_args`."""
+        conv, bn = self.conv_reduce, self.norm
+        scale = torch.rsqrt(bn.running_var + bn.eps)
+        if bn.weight is not None:
+            scale = scale * bn.weight
+        bias = (conv.bias - bn.running_mean) * scale
+        if bn.bias is not None:
+            bias = bias + bn.bias
+        return ((conv.weight.flatten(1) * scale[:, None]).contiguous(), bias.contiguous(),
+                self.conv_h.weight.flatten(1).t().contiguous(), self.conv_h.bias.detach(),
+                self.conv_w.weight.flatten(1).t().contiguous(), self.conv_w.bias.detach())
 
     def _eval_args(self, before: Optional[_BatchNorm] = None) -> Tuple[tuple, tuple]:
         """The eval form's weights: ``(w1, b1, wth, bh, wtw, bw)`` -- the shared conv with its
@@ -156,17 +170,7 @@ class CoordAtt(nn.Module):
         mods = self._modules
         key = _tensor_states((mods['conv_reduce'], mods['norm'], mods['conv_h'], mods['conv_w']))
         if self._eval_cache is None or self._eval_cache[0] != key:
-            conv, bn = self.conv_reduce, self.norm
-            scale = torch.rsqrt(bn.running_var + bn.eps)
-            if bn.weight is not None:
-                scale = scale * bn.weight
-            bias = (conv.bias - bn.running_mean) * scale
-            if bn.bias is not None:
-                bias = bias + bn.bias
-            self._eval_cache = (key, (
-                (conv.weight.flatten(1) * scale[:, None]).contiguous(), bias.contiguous(),
-                self.conv_h.weight.flatten(1).t().contiguous(), self.conv_h.bias.detach(),
-                self.conv_w.weight.flatten(1).t().contiguous(), self.conv_w.bias.detach()))
+            self._eval_cache = (key, self._folded())
         if before is None:
             return self._eval_cache[1], ()
         key = (_tensor_states((before,)), id(before))
@@ -183,7 +187,10 @@ class CoordAtt(nn.Module):
 
     def _forward_fast(self, x: torch.Tensor) -> torch.Tensor:
         act = _FUSED_ACTIVATIONS.get(type(self._modules['act']))
-        weights, _ = self._eval_args()
+        if torch.compiler.is_compiling():  # no cache: inductor folds and fuses the arithmetic
+            weights = self._folded()
+        else:
+            weights, _ = self._eval_args()
         if self.use_ops and act is not None:
             out = ops.coord_att_eval(x, weights, act, self.inplace)
             if out is not None:

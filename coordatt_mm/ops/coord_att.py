@@ -166,7 +166,7 @@ def coord_att_eval(x: torch.Tensor, weights: Tuple[torch.Tensor, ...], act: int,
                    inplace: bool, prologue: Optional[tuple] = None) -> Optional[torch.Tensor]:
     """The whole eval-mode layer in one call, or None where ``x`` cannot take the fused path.
 
-    ``weights``: (w1, b1, wth, bh, wtw, bw) as :meth:`CoordAtt._eval_weights` makes them;
+    ``weights``: (w1, b1, wth, bh, wtw, bw) as :meth:`CoordAtt._eval_args` makes them;
     ``act``: the activation's code (0 identity, 1 ReLU, 2 ReLU6, 3 h-swish); ``prologue``:
     (scale, shift, act code 0-2): CA then applies to ``act(x * scale[c] + shift[c])``, computed
     where the kernels read x.

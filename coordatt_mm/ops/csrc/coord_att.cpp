@@ -4,9 +4,10 @@
 // over H) and reads and writes it twice to gate it (x * a_w, then * a_h), and each of its ten
 // or so small ops pays a dispatch. Here pooling is one pass that produces both descriptors,
 // gating is one pass that applies both gates, and in eval mode the three 1x1 transforms (the
-// shared one with its BatchNorm folded in) run as loops over the H + W descriptor positions in
-// the same call. The backward of the gating recomputes from x and the gates instead of keeping
-// x * a_w. The loops are in coord_att_kernels.h; this file checks inputs, allocates, splits the
+// shared one with its BatchNorm folded in) and the sigmoid run as loops over the H + W
+// descriptor positions in the same call, optionally with the block's BatchNorm + ReLU6 computed
+// where x is read (a "prologue"). The backward of the gating recomputes from x and the gates
+// instead of keeping x * a_w. The loops are in coord_att_kernels.h; this file checks inputs, allocates, splits the
 // work over ATen's threads and binds the operators for Python.
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
@@ -311,7 +312,8 @@ Tensor coord_att_eval(const Tensor& input, const Tensor& w1, const Tensor& b1,
   // NCHW: a plane's descriptors in one row of Lp values, the H part padded to Hp and the W
   // part to Wp (multiples of the kernels' tile); its gates are made and used plane by plane.
   // Channels-last: descriptors z and gates a (N, L, C).
-  const int64_t tile = 16, Hp = round_up(H, tile), Lp = Hp + round_up(W, tile);
+  const int64_t tile = 16;  // the kernels' kTile
+  const int64_t Hp = round_up(H, tile), Lp = Hp + round_up(W, tile);
   const int64_t zn = nhwc ? L * C : C * Lp, yn = mip * (nhwc ? L : Lp);
   Tensor buf = at::empty({N * (zn + yn + (nhwc ? zn : 0))}, x.options());
   Tensor out = gate_target(x, nhwc, inplace);
