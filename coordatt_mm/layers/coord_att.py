@@ -121,7 +121,7 @@ class CoordAtt(nn.Module):
         """``conv(self(x))``, for a block whose next layer is a conv. While autograd records
         (training), the gated tensor the conv would keep for its weight gradient is not
         stored but recomputed in the backward: one full-size tensor less per layer."""
-        if self._fast_eval() or not self.use_ops or not torch.is_grad_enabled():
+        if not self.use_ops or not torch.is_grad_enabled():
             return conv(self(x))
         a_h, a_w = self._gates(x)
         return ops.gate_then_conv(x, a_h, a_w, conv)

@@ -74,11 +74,28 @@ def coord_pool(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x.mean(3), x.mean(2)], dim=2)
 
 
-def _gate_backward_aten(g, x, a_h, a_w):
+def _fused_gate(x, a_h, a_w) -> bool:
+    return fused_usable(x) and a_h.dtype == a_w.dtype == x.dtype
+
+
+def _gate(x, a_h, a_w):
+    """x * a_w * a_h, outside autograd."""
+    if _fused_gate(x, a_h, a_w):
+        return _ext.coord_gate(x, a_h, a_w, False)
+    return x * a_w.unsqueeze(2) * a_h.unsqueeze(3)
+
+
+def _gate_backward(g, x, a_h, a_w):
+    """(grad_x, grad_a_h, grad_a_w) of x * a_w * a_h from x and the gates alone."""
+    if _fused_gate(x, a_h, a_w):
+        return _ext.coord_gate_backward(g, x, a_h, a_w)
     a_h4, a_w4 = a_h.unsqueeze(3), a_w.unsqueeze(2)
-    gx = g * a_w4 * a_h4
     gxx = g * x
-    return gx, (gxx * a_w4).sum(3), (gxx * a_h4).sum(2)
+    return g * a_w4 * a_h4, (gxx * a_w4).sum(3), (gxx * a_h4).sum(2)
+
+
+def _needed(ctx, grads):
+    return tuple(g if need else None for g, need in zip(grads, ctx.needs_input_grad))
 
 
 class _CoordGate(torch.autograd.Function):
@@ -88,21 +105,12 @@ class _CoordGate(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, a_h, a_w):
         ctx.save_for_backward(x, a_h, a_w)
-        ctx.fused = fused_usable(x) and a_h.dtype == a_w.dtype == x.dtype
-        if ctx.fused:
-            return _ext.coord_gate(x, a_h, a_w, False)
-        return x * a_w.unsqueeze(2) * a_h.unsqueeze(3)
+        return _gate(x, a_h, a_w)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
-        x, a_h, a_w = ctx.saved_tensors
-        if ctx.fused:
-            gx, gh, gw = _ext.coord_gate_backward(grad_out, x, a_h, a_w)
-        else:
-            gx, gh, gw = _gate_backward_aten(grad_out, x, a_h, a_w)
-        need_x, need_h, need_w = ctx.needs_input_grad
-        return (gx if need_x else None, gh if need_h else None, gw if need_w else None)
+        return _needed(ctx, _gate_backward(grad_out, *ctx.saved_tensors))
 
 
 def coord_gate(x: torch.Tensor, a_h: torch.Tensor, a_w: torch.Tensor) -> torch.Tensor:
@@ -113,9 +121,7 @@ def coord_gate(x: torch.Tensor, a_h: torch.Tensor, a_w: torch.Tensor) -> torch.T
     """
     if torch.is_grad_enabled() and not _tracing():
         return _CoordGate.apply(x, a_h, a_w)
-    if fused_usable(x) and a_h.dtype == a_w.dtype == x.dtype:
-        return _ext.coord_gate(x, a_h, a_w, False)
-    return x * a_w.unsqueeze(2) * a_h.unsqueeze(3)
+    return _gate(x, a_h, a_w)
 
 
 class _GateConv(torch.autograd.Function):
@@ -127,9 +133,7 @@ class _GateConv(torch.autograd.Function):
         ctx.conv = (stride, padding, dilation, groups)
         ctx.save_for_backward(x, a_h, a_w, weight)
         ctx.has_bias = bias is not None
-        with torch.no_grad():
-            return F.conv2d(coord_gate(x, a_h, a_w), weight, bias, stride, padding, dilation,
-                            groups)
+        return F.conv2d(_gate(x, a_h, a_w), weight, bias, stride, padding, dilation, groups)
 
     @staticmethod
     @once_differentiable
@@ -137,19 +141,11 @@ class _GateConv(torch.autograd.Function):
         x, a_h, a_w, weight = ctx.saved_tensors
         stride, padding, dilation, groups = ctx.conv
         need = ctx.needs_input_grad
-        gated = coord_gate(x, a_h, a_w)
         grad_gated, grad_w, grad_b = torch.ops.aten.convolution_backward(
-            grad_y, gated, weight, [weight.shape[0]] if ctx.has_bias else None, stride,
-            padding, dilation, False, [0, 0], groups, [any(need[:3]), need[3], need[4]])
-        del gated
-        gx = gh = gw = None
-        if any(need[:3]):
-            if fused_usable(x) and a_h.dtype == a_w.dtype == x.dtype:
-                gx, gh, gw = _ext.coord_gate_backward(grad_gated, x, a_h, a_w)
-            else:
-                gx, gh, gw = _gate_backward_aten(grad_gated, x, a_h, a_w)
-        return (gx if need[0] else None, gh if need[1] else None, gw if need[2] else None,
-                grad_w, grad_b, None, None, None, None)
+            grad_y, _gate(x, a_h, a_w), weight, [weight.shape[0]] if ctx.has_bias else None,
+            stride, padding, dilation, False, [0, 0], groups, [any(need[:3]), need[3], need[4]])
+        gates = _gate_backward(grad_gated, x, a_h, a_w) if any(need[:3]) else (None,) * 3
+        return _needed(ctx, gates + (grad_w, grad_b, None, None, None, None))
 
 
 def gate_then_conv(x: torch.Tensor, a_h: torch.Tensor, a_w: torch.Tensor,

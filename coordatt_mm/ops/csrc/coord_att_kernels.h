@@ -493,22 +493,31 @@ inline void sigmoid_inplace(double* v, int64_t n) {
 // one chain of fused multiply-adds per register would wait on its own latency.
 constexpr int64_t kRows = 4;
 
-// "C x Lp" descriptors of NCHW inputs (Lp a multiple of kTile): y rows m0..m0+R of image n
+// The transforms' micro-kernel: R output rows of one kTile-wide column tile,
+// acc[r][i] = bias[r] + sum_k w[r * rs + k * ks] * src[k * Lp + i], all in registers.
+template <int R, typename T>
+inline void tile_rows(const T* w, int64_t rs, int64_t ks, int64_t K, const T* src, int64_t Lp,
+                      const T* bias, T (&acc)[R][kTile]) {
+  for (int r = 0; r < R; ++r)
+    for (int64_t i = 0; i < kTile; ++i) acc[r][i] = bias[r];
+  for (int64_t k = 0; k < K; ++k) {
+    const T* sk = src + k * Lp;
+    for (int r = 0; r < R; ++r) {
+      const T wv = w[r * rs + k * ks];
+      COORDATT_SIMD
+      for (int64_t i = 0; i < kTile; ++i) acc[r][i] += wv * sk[i];
+    }
+  }
+}
+
+// "C x Lp" descriptors of NCHW inputs (Lp a multiple of kTile): y rows m0..m0+R of image n,
+// y = act(b1 + w1 z)
 template <int R, typename T>
 void reduce_cl_rows(const T* zn, const T* w1, const T* b1, T* yn, int64_t m0, int64_t C,
                     int64_t Lp, int64_t act) {
   for (int64_t l0 = 0; l0 < Lp; l0 += kTile) {
     T acc[R][kTile];
-    for (int r = 0; r < R; ++r)
-      for (int64_t i = 0; i < kTile; ++i) acc[r][i] = b1[m0 + r];
-    for (int64_t c = 0; c < C; ++c) {
-      const T* zc = zn + c * Lp + l0;
-      for (int r = 0; r < R; ++r) {
-        const T wv = w1[(m0 + r) * C + c];
-        COORDATT_SIMD
-        for (int64_t i = 0; i < kTile; ++i) acc[r][i] += wv * zc[i];
-      }
-    }
+    tile_rows<R>(w1 + m0 * C, C, 1, C, zn + l0, Lp, b1 + m0, acc);
     for (int r = 0; r < R; ++r) {
       activate_tile(acc[r], act);
       std::copy(acc[r], acc[r] + kTile, yn + (m0 + r) * Lp + l0);
@@ -534,19 +543,8 @@ void expand_cl_rows(const T* yn, const T* wth, const T* bh, const T* wtw, const 
                     int64_t c0, int64_t C, int64_t Hp, int64_t Lp, int64_t mip) {
   for (int64_t l0 = 0; l0 < Lp; l0 += kTile) {
     const bool is_h = l0 < Hp;
-    const T* wt = is_h ? wth : wtw;
-    const T* b = is_h ? bh : bw;
     T acc[R][kTile];
-    for (int r = 0; r < R; ++r)
-      for (int64_t i = 0; i < kTile; ++i) acc[r][i] = b[c0 + r];
-    for (int64_t m = 0; m < mip; ++m) {
-      const T* ym = yn + m * Lp + l0;
-      for (int r = 0; r < R; ++r) {
-        const T v = wt[m * C + c0 + r];
-        COORDATT_SIMD
-        for (int64_t i = 0; i < kTile; ++i) acc[r][i] += v * ym[i];
-      }
-    }
+    tile_rows<R>((is_h ? wth : wtw) + c0, 1, C, mip, yn + l0, Lp, (is_h ? bh : bw) + c0, acc);
     for (int r = 0; r < R; ++r) std::copy(acc[r], acc[r] + kTile, an + (c0 + r) * Lp + l0);
   }
 }
