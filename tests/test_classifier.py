@@ -107,6 +107,7 @@ def to_released_layout(ckpt: Path, out: Path) -> None:
     torch.save(released, out)
 
 
+@pytest.mark.slow  # the tiny classifier's training (about 60 s) and mim test
 def test_mim_test_scores_a_released_format_file_of_the_trained_classifier(trained, tmp_path):
     from e2e_utils import BIN, last_json_metrics, run
     to_released_layout(trained, tmp_path / 'mbv2_ca.pth')
@@ -116,6 +117,7 @@ def test_mim_test_scores_a_released_format_file_of_the_trained_classifier(traine
     assert metrics['accuracy/top1'] >= MIN_TOP1, metrics
 
 
+@pytest.mark.slow  # needs the trained tiny classifier
 @pytest.mark.parametrize('dense', DENSE, ids=lambda p: p.parent.name)
 def test_trained_classifier_initialises_dense_backbones_completely(trained, dense):
     from mmengine.registry import init_default_scope

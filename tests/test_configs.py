@@ -7,76 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from coordatt_mm.apis.build import build_model, load_config
+from coordatt_mm.apis.build import build_model
 
-REPO = Path(__file__).resolve().parents[1]
-CONFIGS = sorted(p for p in (REPO / 'configs').rglob('*.py') if '_base_' not in p.parts)
-SEG_SIZE = (64, 64)
-
-
-def n_params(m):
-    return sum(p.numel() for p in m.parameters())
-
-
-def det_batch(num_classes, size=320, n=2):
-    from mmdet.structures import DetDataSample
-    from mmengine.structures import InstanceData
-    samples = []
-    for i in range(n):
-        s = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
-                                        scale_factor=(1.0, 1.0), pad_shape=(size, size)))
-        s.gt_instances = InstanceData(bboxes=torch.tensor([[20., 30., 150., 200.]]),
-                                      labels=torch.tensor([i % num_classes]))
-        samples.append(s)
-    images = [torch.randint(0, 255, (3, size, size), dtype=torch.uint8) for _ in range(n)]
-    return dict(inputs=images, data_samples=samples)
-
-
-def seg_batch(num_classes, size=SEG_SIZE, n=2):
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
-    samples = []
-    for _ in range(n):
-        s = SegDataSample(metainfo=dict(img_shape=size, ori_shape=size, pad_shape=size))
-        s.gt_sem_seg = PixelData(data=torch.randint(0, num_classes, (1, *size)))
-        samples.append(s)
-    return dict(inputs=[torch.randint(0, 255, (3, *size), dtype=torch.uint8) for _ in range(n)],
-                data_samples=samples)
-
-
-def build(path):
-    cfg = load_config(str(path))
-    if cfg.default_scope == 'mmseg':  # the recipes pad to their crop (up to 512x1024): slow
-        cfg.model.data_preprocessor.size = SEG_SIZE
-    return build_model(cfg)
-
-
-def cls_batch(num_classes, size=64, n=2):
-    from mmpretrain.structures import DataSample
-    return dict(inputs=[torch.randint(0, 255, (3, size, size), dtype=torch.uint8)
-                        for _ in range(n)],
-                data_samples=[DataSample().set_gt_label(i % num_classes) for i in range(n)])
-
-
-def batch_for(cfg, model):
-    if cfg.default_scope == 'mmdet':
-        size = 320 if 'ssdlite' in cfg.filename else 128
-        return det_batch(model.bbox_head.num_classes, size)
-    if cfg.default_scope == 'mmpretrain':
-        return cls_batch(model.head.num_classes)
-    return seg_batch(model.decode_head.num_classes)
-
-
-def loss_step(model, batch):
-    """One training forward + backward; the trainable parameters no gradient reached."""
-    model.train()
-    losses = model(**model.data_preprocessor(batch, True), mode='loss')
-    loss = sum(v for k, v in losses.items() if 'loss' in k
-               for v in (v if isinstance(v, list) else [v]))
-    assert torch.isfinite(loss)
-    loss.backward()
-    return [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
-
+from model_batches import CONFIGS, REPO, SEG_SIZE, batch_for, build, loss_step, n_params
 
 # exact arithmetic: MBv2 stages without the 1280 conv + ASPP(256, 1x1 projection) + classifier,
 # beside the paper's 4.5M and 5.0M

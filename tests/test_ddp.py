@@ -92,6 +92,8 @@ default_hooks = dict(checkpoint=dict(interval=2), logger=dict(interval=1))
 """
 
 
+@pytest.mark.slow  # two training processes (about 40 s); tests/test_sync_batchnorm.py checks
+# CPUSyncBatchNorm's statistics in the default run
 @cpu_only
 def test_two_processes_synchronise_batchnorm(tmp_path, tiny_repo_data):
     """2 CPU processes (gloo) vs 1 process on the same 4 images: the same loss and the same

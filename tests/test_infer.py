@@ -150,6 +150,7 @@ def test_detection_on_hostile_folder(demo, hostile, tmp_path, capsys):
     assert rc == 0 and (tmp_path / 'plain.json').stat().st_mtime_ns != before
 
 
+@pytest.mark.slow  # an 8000x6000 image (about 35 s)
 def test_segmentation_on_hostile_folder_in_bounded_memory(demo, hostile, tmp_path):
     """Every readable image segmented at its own resolution; the folder holds an 8000x6000
     photo, and the whole run stays below 2 GB resident (mmseg's full-resolution logits for it

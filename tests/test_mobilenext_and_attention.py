@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from coordatt_mm import CBAM, CoordAtt, MobileNetV2CA, MobileNeXtCA, SqueezeExcitation
+from coordatt_mm import CBAM, CoordAtt, MobileNetV2CA, MobileNeXtCA, SqueezeExcitation, ops
 from coordatt_mm.checkpoint import CheckpointMismatchError, load_checked
 
 from e2e_utils import tool
@@ -171,12 +171,21 @@ def test_unknown_attention_type_is_named():
 
 @pytest.mark.parametrize('memory_format', [torch.contiguous_format, torch.channels_last])
 @pytest.mark.parametrize('backbone', [MobileNetV2CA, MobileNeXtCA])
-def test_backbone_fast_inplace_eval_equals_the_training_form(backbone, memory_format):
+def test_backbone_fast_inplace_eval_equals_the_training_form(backbone, memory_format,
+                                                             monkeypatch):
     # blocks gate their own depthwise output in place; taps and residuals must not see it
     torch.manual_seed(4)
     m = backbone(out_indices=(2, 4, 7)).eval()
     cas = [mod for mod in m.modules() if isinstance(mod, CoordAtt)]
-    assert cas and all(ca.inplace for ca in cas)
+    # the layers gate a copy when called on their own; the blocks ask for in place
+    assert cas and not any(ca.inplace for ca in cas)
+    asked = []
+    fused_eval = ops.coord_att_eval
+
+    def spy(x, weights, act, inplace, prologue=None):
+        asked.append(inplace)
+        return fused_eval(x, weights, act, inplace, prologue)
+    monkeypatch.setattr(ops, 'coord_att_eval', spy)
     with torch.no_grad():  # non-trivial BN statistics, so the fold matters
         for mod in m.modules():
             if isinstance(mod, torch.nn.BatchNorm2d):
@@ -188,5 +197,6 @@ def test_backbone_fast_inplace_eval_equals_the_training_form(backbone, memory_fo
     with torch.no_grad():
         fast = m(x)
     assert len(fast) == len(slow) == 3
+    assert len(asked) == len(cas) and all(asked)
     for a, b in zip(fast, slow):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)

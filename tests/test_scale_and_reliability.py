@@ -23,6 +23,7 @@ default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=5), logger=dict(
 """
 
 
+@pytest.mark.slow  # three training runs (about 70 s)
 def test_resume_after_sigkill_is_exact(tmp_path, tiny_repo_data):
     cfg = write_cfg(tmp_path / 'resume.py', DET_DEMO, RESUME_BODY)
     train = [sys.executable, REPO / 'tools/train.py', cfg]
@@ -72,6 +73,7 @@ def _broken_coco(tmp_path):
     return root, imgs
 
 
+@pytest.mark.slow  # a broken copy of each tiny dataset (about 15 s)
 def test_check_dataset_reports_each_problem(tmp_path, tiny_repo_data, capsys):
     root, imgs = _broken_coco(tmp_path)
     cfg = write_cfg(tmp_path / 'broken.py', DET_DEMO, f"""

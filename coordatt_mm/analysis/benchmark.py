@@ -4,10 +4,13 @@
 
     python tools/analysis/benchmark.py [--sections layer,eager,onnxruntime,training,compile]
         [--batch 1,8] [--train-batch 8] [--threads 2] [--repeats 30] [--warmup 5] [--size 320]
-        [--device cpu|cuda] [--channels-last] [--compile] [--out FILE.md]
+        [--device cpu|cuda] [--channels-last] [--amp] [--compile] [--out FILE.md]
 
 Every comparison runs its models interleaved (A, B, C, A, B, C, ...) after a warm-up, so that
-the ratios of one table share the machine's state; CUDA timings are synchronised. Sections:
+the ratios of one table share the machine's state; CUDA timings are synchronised.
+``--channels-last`` converts models and inputs to that memory format, ``--amp`` runs the eager
+and training sections under autocast (float16 with a gradient scaler on CUDA, bfloat16 on the
+CPU), as ``--amp`` training does. Sections:
 
 - eager: eval latency at each ``--batch``, ``torch.inference_mode``: the backbone (MobileNetV2,
   stem to the 1280 conv: plain; with our CA, which takes the fused CPU kernels where they
@@ -28,6 +31,7 @@ the ratios of one table share the machine's state; CUDA timings are synchronised
 Each section ends with its targets, judged on its own numbers.
 """
 import argparse
+import contextlib
 import copy
 import os
 import os.path as osp
@@ -146,6 +150,18 @@ def time_interleaved(fns: Dict[str, Callable], device, repeats: int, warmup: int
             if i >= warmup:
                 times[name].append(time.perf_counter() - t)
     return times
+
+
+def amp_dtype(device) -> torch.dtype:
+    """The autocast dtype of ``--amp``: float16 on CUDA (as mmengine's AmpOptimWrapper),
+    bfloat16 on the CPU (float16 convolutions are slow there)."""
+    return torch.float16 if device.type == 'cuda' else torch.bfloat16
+
+
+def autocast(args, device):
+    if not args.amp:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=amp_dtype(device))
 
 
 def prepare(m, device, channels_last, compile_):
@@ -288,6 +304,7 @@ TIMES = ('| comparison | model | median ms | IQR ms | images/s | ratio to baseli
 def eager_section(rep: Report, args, device) -> None:
     plain, ca = backbones()
     rep.start('Eager PyTorch, eval' + (', channels-last' if args.channels_last else '')
+              + (f', autocast {amp_dtype(device)}' if args.amp else '')
               + (', torch.compile' if args.compile else ''), TIMES)
     notes, pairs = [], dense_pairs()
     for batch in args.batch:
@@ -302,7 +319,7 @@ def eager_section(rep: Report, args, device) -> None:
         for title, nets, base in comparisons:
             models = {k: prepare(v, device, args.channels_last, args.compile)
                       for k, v in nets.items()}
-            with torch.inference_mode():
+            with torch.inference_mode(), autocast(args, device):
                 fns, failed = runnable({k: (lambda m=m: m(x)) for k, m in models.items()})
                 notes += [f'- {title}: {n}' for n in failed]
                 if base in fns:
@@ -375,16 +392,24 @@ def peak_memory(step: Callable, device) -> int:
 def training_section(rep: Report, args, device) -> None:
     plain, ca = backbones()
     nets = {'MobileNetV2': plain, OURS: ca, OURS_ATEN: aten_only(ca)}
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     x = torch.randn(args.train_batch, 3, args.size, args.size, device=device)
+    x = x.contiguous(memory_format=fmt)
+    # float16 AMP steps through a gradient scaler, as mmengine's AmpOptimWrapper does
+    scaler = torch.amp.GradScaler(device.type, enabled=args.amp and amp_dtype(device)
+                                  == torch.float16)
     steps = {}
     for name, net in nets.items():
-        net = net.to(device).train()
+        net = net.to(device).to(memory_format=fmt).train()
         opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=4e-5)
 
         def step(net=net, opt=opt):
             opt.zero_grad(set_to_none=True)
-            net(x)[0].mean().backward()
-            opt.step()
+            with autocast(args, device):
+                loss = net(x)[0].float().mean()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
         steps[name] = step
     repeats = max(3, args.repeats // 4)
     times = time_interleaved(steps, device, repeats, 2)
@@ -392,7 +417,8 @@ def training_section(rep: Report, args, device) -> None:
     where = 'torch profiler allocations' if device.type == 'cpu' else 'max_memory_allocated'
     title = f'training step, batch {args.train_batch}, {args.size}²'
     rep.start(f'Training: forward + backward + SGD step of the backbone, peak memory of the step '
-              f'({where})',
+              f'({where})' + (', channels-last' if args.channels_last else '')
+              + (f', autocast {amp_dtype(device)}' if args.amp else ''),
               '| comparison | model | median step ms | peak memory MiB | step ratio | '
               'memory ratio |')
     med = {k: statistics.median(v) for k, v in times.items()}
@@ -489,6 +515,8 @@ def main(argv=None) -> int:
     ap.add_argument('--size', type=int, default=320)
     ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     ap.add_argument('--channels-last', action='store_true')
+    ap.add_argument('--amp', action='store_true',
+                    help='autocast: float16 on CUDA (with a gradient scaler), bfloat16 on CPU')
     ap.add_argument('--compile', action='store_true', help='torch.compile the eager models')
     ap.add_argument('--out', help='also write the Markdown tables here')
     args = ap.parse_args(argv)

@@ -8,8 +8,9 @@ import torch.nn as nn
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import initialize
-from torch.nn.modules import module as torch_module  # its global hook tables
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from coordatt_mm.layers.hooks import hooked
 
 # mmdet's and mmseg's MobileNetV2 start from this when no checkpoint is given
 DEFAULT_INIT_CFG = [
@@ -104,22 +105,29 @@ def conv_then_attention(conv: ConvModule, attention: Optional[nn.Module], x: tor
                         then: Optional[ConvModule] = None) -> torch.Tensor:
     """``then(attention(conv(x)))`` (``then`` optional), letting an attention layer that can
     (``CoordAtt``) work with its neighbours: in its fused eval form it computes ``conv``'s norm
-    and activation inside its own passes instead of in two passes of their own
-    (:meth:`CoordAtt.forward_after_norm_act`); in training it feeds ``then``'s convolution
-    without storing the gated tensor (:meth:`CoordAtt.forward_then_conv`). Modules with hooks
-    are called as usual, so the hooks see what they expect."""
+    and activation inside its own passes instead of in two passes of their own, gating the
+    block's own tensor in place (:meth:`CoordAtt.forward_after_norm_act`); in training it feeds
+    ``then``'s convolution without storing the gated tensor (:meth:`CoordAtt.forward_then_conv`).
+
+    Both skip module calls and the second overwrites a tensor, so both step aside when a hook
+    is registered on any of the three modules or their sub-modules, or globally
+    (:func:`~coordatt_mm.layers.hooks.hooked`): every module is then called as usual and
+    nothing is gated in place."""
     if attention is None:
         out = conv(x)
         return out if then is None else then(out)
+    if hooked(conv, attention, then):
+        out = attention(conv(x))
+        return out if then is None else then(out)
     if (then is not None and torch.is_grad_enabled() and hasattr(attention, 'forward_then_conv')
             and _plain(then) and type(then.conv) is nn.Conv2d
-            and then.conv.padding_mode == 'zeros' and not _hooked(then, then.conv, attention)):
+            and then.conv.padding_mode == 'zeros'):
         out = then.norm(attention.forward_then_conv(conv(x), then.conv))
         return then.activate(out) if then.with_activation else out
     after = getattr(attention, 'forward_after_norm_act', None)
-    act = conv.activate if conv.with_activation else None
-    if after is not None and _plain(conv) and not _hooked(conv, conv.norm, act, attention):
-        out = after(conv.conv(x), conv.norm, act)
+    if after is not None and _plain(conv):
+        out = after(conv.conv(x), conv.norm, conv.activate if conv.with_activation else None,
+                    inplace=True)
     else:
         out = attention(conv(x))
     return out if then is None else then(out)
@@ -129,9 +137,3 @@ def _plain(conv: ConvModule) -> bool:
     """conv -> norm -> activation, nothing else in between."""
     return (conv.order == ('conv', 'norm', 'act') and conv.with_norm
             and not conv.with_explicit_padding and not conv.with_spectral_norm)
-
-
-def _hooked(*modules: Optional[nn.Module]) -> bool:
-    if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
-        return True
-    return any(m is not None and (m._forward_hooks or m._forward_pre_hooks) for m in modules)

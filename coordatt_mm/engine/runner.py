@@ -80,16 +80,25 @@ class CPUSyncBatchNorm(_BatchNorm):
             return super().forward(x)
         dims = [0] + list(range(2, x.dim()))
         c = x.shape[1]
+        shape = [1, c] + [1] * (x.dim() - 2)
+        # statistics in float32 (float64 stays), whatever the input's dtype: half-precision
+        # sums over a whole batch would lose the mean's digits
+        stat_dtype = torch.promote_types(x.dtype, torch.float32)
+        xs = x.to(stat_dtype)
         # per process: element count, mean and sum of squared deviations per channel, combined
         # across processes with Chan's formula (E[x^2] - E[x]^2 loses float32 precision on
-        # channels whose mean is large against their spread)
-        n_local = x.numel() // c
-        mean_local = x.mean(dims)
-        m2_local = ((x - mean_local.view([1, c] + [1] * (x.dim() - 2))) ** 2).sum(dims)
-        count = torch.tensor([float(n_local)], dtype=x.dtype)
+        # channels whose mean is large against their spread); an empty batch counts 0
+        n_local = x.numel() // c if c else 0
+        mean_local = xs.sum(dims) / max(n_local, 1)
+        m2_local = ((xs - mean_local.view(shape)) ** 2).sum(dims)
+        count = torch.tensor([float(n_local)], dtype=stat_dtype)
         parts = _all_gather_rows(torch.cat([count, mean_local, m2_local]), group)
         counts, means, m2s = parts[:, :1], parts[:, 1:c + 1], parts[:, c + 1:]
         n = counts.sum()
+        if n.item() <= 1:  # every process knows the total: all raise, none waits
+            raise ValueError(f'Expected more than 1 value per channel when training, got input '
+                             f'size {x.size()} (on {parts.shape[0]} processes together: '
+                             f'{int(n.item())} value per channel)')
         mean = (counts * means).sum(0) / n
         var = (m2s + counts * (means - mean) ** 2).sum(0) / n
         if self.track_running_stats:
@@ -98,13 +107,13 @@ class CPUSyncBatchNorm(_BatchNorm):
                 m = self.momentum
                 if m is None:
                     m = 1.0 / float(self.num_batches_tracked)
-                self.running_mean.mul_(1 - m).add_(m * mean)
-                self.running_var.mul_(1 - m).add_(m * var * n / (n - 1))
-        shape = [1, c] + [1] * (x.dim() - 2)
-        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+                self.running_mean.mul_(1 - m).add_(m * mean.to(self.running_mean.dtype))
+                unbiased = var * n / (n - 1)
+                self.running_var.mul_(1 - m).add_(m * unbiased.to(self.running_var.dtype))
+        y = (xs - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
-        return y
+        return y.to(x.dtype)
 
 
 @RUNNERS.register_module()

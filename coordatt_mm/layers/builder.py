@@ -12,8 +12,7 @@ def build_attention(cfg: Optional[dict], in_channels: int,
     """Build the attention layer named by ``cfg`` for ``in_channels`` channels (None: none).
 
     The attention's norm follows the backbone's ``norm_cfg`` (e.g. SyncBN) unless ``cfg``
-    sets its own. Layers that can gate in place do so unless ``cfg`` says otherwise: the
-    blocks feed them a depthwise output nothing else reads.
+    sets its own.
     """
     if cfg is None:
         return None
@@ -25,6 +24,4 @@ def build_attention(cfg: Optional[dict], in_channels: int,
     params = inspect.signature(cls).parameters
     if norm_cfg is not None and 'norm_cfg' in params:
         cfg.setdefault('norm_cfg', norm_cfg)
-    if 'inplace' in params:
-        cfg.setdefault('inplace', True)
     return ROOT_MODELS.build(cfg)

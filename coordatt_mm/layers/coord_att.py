@@ -14,6 +14,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from coordatt_mm import ops
 from coordatt_mm.layers.channels import resolve_channels
+from coordatt_mm.layers.hooks import hooked
 from coordatt_mm.registry import register_model
 
 # activations the fused eval kernels apply themselves (codes of coordatt_mm.ops): after CA's
@@ -103,8 +104,10 @@ class CoordAtt(nn.Module):
                 and isinstance(self._modules['norm'], _BatchNorm))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._fast_eval():
-            return self._forward_fast(x)
+        # the fast eval form computes the sub-layers without calling them: not when a hook
+        # waits for one of them
+        if self._fast_eval() and not hooked(*self._modules.values()):
+            return self._forward_fast(x, self.inplace)
         a_h, a_w = self._gates(x)
         return ops.coord_gate(x, a_h, a_w) if self.use_ops else \
             x * a_w.unsqueeze(2) * a_h.unsqueeze(3)
@@ -127,13 +130,14 @@ class CoordAtt(nn.Module):
         return ops.gate_then_conv(x, a_h, a_w, conv)
 
     def forward_after_norm_act(self, x: torch.Tensor, norm: nn.Module,
-                               act: Optional[nn.Module]) -> torch.Tensor:
-        """``self(act(norm(x)))``, for a block that hands CA its depthwise conv output.
+                               act: Optional[nn.Module], inplace: bool = False) -> torch.Tensor:
+        """``self(act(norm(x)))``, for a block that hands CA its depthwise conv output and
+        has checked that no hook observes ``norm``, ``act``, this layer or its sub-layers.
 
         In the fused eval form, with ``norm`` a BatchNorm using running statistics and ``act``
         ReLU, ReLU6 or none, the folded ``norm`` and ``act`` are computed where the kernels'
-        pooling and gating passes read ``x``: they cost no pass of their own, and ``x`` is
-        gated in place when ``inplace``.
+        pooling and gating passes read ``x``: they cost no pass of their own. ``inplace``: the
+        caller owns ``x`` (nothing else reads it), so the eval form may gate it in place.
         """
         pro_act = _PROLOGUE_ACTIVATIONS.get(type(act))
         act_code = _FUSED_ACTIVATIONS.get(type(self._modules['act']))
@@ -142,12 +146,13 @@ class CoordAtt(nn.Module):
                 and norm.running_mean is not None and ops.fused_available()
                 and not torch.compiler.is_compiling()):
             weights, prologue = self._eval_args(norm)
-            out = ops.coord_att_eval(x, weights, act_code, self.inplace,
+            out = ops.coord_att_eval(x, weights, act_code, inplace,
                                      prologue=prologue + (pro_act,))
             if out is not None:
                 return out
         x = norm(x)
-        return self(x if act is None else act(x))
+        x = x if act is None else act(x)
+        return self._forward_fast(x, inplace) if self._fast_eval() else self(x)
 
     def _folded(self) -> tuple:
         """(w1, b1, wth, bh, wtw, bw): see :meth:`_eval_args`."""
@@ -185,14 +190,14 @@ class CoordAtt(nn.Module):
             self._prologue_cache = (key, (scale.contiguous(), shift.contiguous()), before)
         return self._eval_cache[1], self._prologue_cache[1]
 
-    def _forward_fast(self, x: torch.Tensor) -> torch.Tensor:
+    def _forward_fast(self, x: torch.Tensor, inplace: bool) -> torch.Tensor:
         act = _FUSED_ACTIVATIONS.get(type(self._modules['act']))
         if torch.compiler.is_compiling():  # no cache: inductor folds and fuses the arithmetic
             weights = self._folded()
         else:
             weights, _ = self._eval_args()
         if self.use_ops and act is not None:
-            out = ops.coord_att_eval(x, weights, act, self.inplace)
+            out = ops.coord_att_eval(x, weights, act, inplace)
             if out is not None:
                 return out
         if torch.onnx.is_in_onnx_export():
@@ -206,7 +211,7 @@ class CoordAtt(nn.Module):
             y = self.act(F.linear(torch.cat([xt.mean(2), xt.mean(1)], dim=1), w1, b1))
             a_h = F.linear(y[:, :h], wth.t(), bh).sigmoid_().unsqueeze(2)  # N,H,1,C
             a_w = F.linear(y[:, h:], wtw.t(), bw).sigmoid_().unsqueeze(1)  # N,1,W,C
-            out = xt.mul_(a_h) if self.inplace else torch.mul(xt, a_h)
+            out = xt.mul_(a_h) if inplace else torch.mul(xt, a_h)
             return out.mul_(a_w).permute(0, 3, 1, 2)  # N,C,H,W, channels-last
         # 1x1 convs act per position: on the N,C,H+W descriptors they are matrix products,
         # far cheaper to dispatch than conv2d on such thin tensors.
@@ -214,7 +219,7 @@ class CoordAtt(nn.Module):
         y = self.act(torch.matmul(w1, z).add_(b1[:, None]))
         a_h = torch.matmul(wth.t(), y[..., :h]).add_(bh[:, None]).sigmoid_().unsqueeze(3)
         a_w = torch.matmul(wtw.t(), y[..., h:]).add_(bw[:, None]).sigmoid_().unsqueeze(2)
-        out = x.mul_(a_h) if self.inplace else torch.mul(x, a_h)  # a_h: N,C,H,1; a_w: N,C,1,W
+        out = x.mul_(a_h) if inplace else torch.mul(x, a_h)  # a_h: N,C,H,1; a_w: N,C,1,W
         return out.mul_(a_w)
 
     def _forward_export(self, x: torch.Tensor, weights: tuple) -> torch.Tensor:

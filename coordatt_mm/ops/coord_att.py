@@ -2,8 +2,14 @@
 
 The extension is compiled by the set-up (``setup.py``; ``COORDATT_WITH_OPS=0`` skips it). It
 serves float32/float64 CPU tensors in NCHW or channels-last layout outside tracing, scripting,
-ONNX export and ``torch.compile`` (those need ATen ops they can see); everything else, and any
-build that did not load, takes the PyTorch ops below.
+ONNX export, ``torch.compile`` (those need ATen ops they can see) and CPU autocast (whose
+lower-precision products the plain form would give); everything else, and any build that did
+not load, takes the PyTorch ops below, on any device.
+
+Autocast: pooling and gating are not autocast operators (they keep their inputs' dtype, as
+``mean`` and ``*`` do); :func:`gate_then_conv` behaves as ``nn.Conv2d`` does, computing in the
+autocast dtype of the tensors' device (float16 or bfloat16, CUDA or CPU), its backward in that
+same dtype, and handing parameters their gradients in their own dtype.
 """
 from typing import Optional, Tuple
 
@@ -46,9 +52,19 @@ def _tracing() -> bool:
 
 
 def fused_usable(x: torch.Tensor) -> bool:
-    """Whether ``x`` can go through the compiled kernels (CPU, float32/64, 4-d, not traced)."""
+    """Whether ``x`` can go through the compiled kernels (CPU, float32/64, 4-d, not traced,
+    not under CPU autocast)."""
     return (_ext is not None and not _tracing() and x.is_cpu and x.dtype in _DTYPES
-            and x.dim() == 4 and x.numel() > 0)
+            and x.dim() == 4 and x.numel() > 0 and not torch.is_autocast_enabled('cpu'))
+
+
+def autocast_dtype(device_type: str) -> Optional[torch.dtype]:
+    """The autocast dtype in force for ``device_type`` ('cpu', 'cuda', ...), or None."""
+    if not torch.amp.is_autocast_available(device_type):
+        return None
+    if not torch.is_autocast_enabled(device_type):
+        return None
+    return torch.get_autocast_dtype(device_type)
 
 
 class _CoordPool(torch.autograd.Function):
@@ -126,7 +142,9 @@ def coord_gate(x: torch.Tensor, a_h: torch.Tensor, a_w: torch.Tensor) -> torch.T
 
 class _GateConv(torch.autograd.Function):
     """conv(x * a_w * a_h) keeping x and the gates but not the gated tensor: the backward
-    recomputes it (one pass) for the convolution's weight gradient."""
+    recomputes it (one pass) for the convolution's weight gradient. All inputs share one
+    dtype and autocast is off inside (:func:`gate_then_conv` casts them, as autocast casts a
+    convolution's), so that the backward's convolution gradients see one dtype."""
 
     @staticmethod
     def forward(ctx, x, a_h, a_w, weight, bias, stride, padding, dilation, groups):
@@ -151,11 +169,24 @@ class _GateConv(torch.autograd.Function):
 def gate_then_conv(x: torch.Tensor, a_h: torch.Tensor, a_w: torch.Tensor,
                    conv: torch.nn.Conv2d) -> torch.Tensor:
     """``conv(x * a_w * a_h)``; with autograd recording, the gated tensor (which a plain conv
-    would keep for its weight gradient) is recomputed in the backward instead of stored."""
+    would keep for its weight gradient) is recomputed in the backward instead of stored.
+
+    Under autocast the gating and the convolution run in the autocast dtype, forward and
+    backward, and the weight and bias get float gradients through the casts, as with a plain
+    ``nn.Conv2d`` under autocast."""
     if not torch.is_grad_enabled() or _tracing():
         return conv(coord_gate(x, a_h, a_w))
-    return _GateConv.apply(x, a_h, a_w, conv.weight, conv.bias, conv.stride, conv.padding,
-                           conv.dilation, conv.groups)
+    weight, bias = conv.weight, conv.bias
+    device_type = x.device.type
+    dtype = autocast_dtype(device_type)
+    if dtype is None:
+        return _GateConv.apply(x, a_h, a_w, weight, bias, conv.stride, conv.padding,
+                               conv.dilation, conv.groups)
+    x, a_h, a_w, weight = (t.to(dtype) for t in (x, a_h, a_w, weight))
+    bias = None if bias is None else bias.to(dtype)
+    with torch.autocast(device_type, enabled=False):
+        return _GateConv.apply(x, a_h, a_w, weight, bias, conv.stride, conv.padding,
+                               conv.dilation, conv.groups)
 
 
 def coord_att_eval(x: torch.Tensor, weights: Tuple[torch.Tensor, ...], act: int,
