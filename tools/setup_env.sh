@@ -48,8 +48,14 @@ PY
 }
 
 # CUDA builds: wanted when torch sees a GPU or FORCE_CUDA=1 (needs torch installed)
+SEES_GPU=""  # cached answer: each question costs a torch import
 torch_sees_gpu() {
-  "$VPY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null
+  if [ -z "$SEES_GPU" ]; then
+    SEES_GPU=no
+    "$VPY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' \
+      2>/dev/null && SEES_GPU=yes
+  fi
+  [ "$SEES_GPU" = yes ]
 }
 want_cuda() { [ "${FORCE_CUDA:-0}" = 1 ] || torch_sees_gpu; }
 torch_cuda() { "$VPY" -c 'import torch; print(torch.version.cuda or "")'; }
@@ -136,6 +142,16 @@ cuda_home() {
   export CUDA_HOME PATH
 }
 
+# a ready .venv (the build kind needs its torch, so only where one is installed)
+if [ -f "$STAMP" ] && [ -x "$VPY" ] && "$VPY" -c 'import torch' 2>/dev/null; then
+  if want_cuda; then cuda_arch_list; fi
+  KIND=$(build_kind)
+  if [ "$(cat "$STAMP")" = "$WANT $KIND" ] && mmcv_ready "$KIND"; then
+    say ".venv is ready (delete $STAMP to force a re-install)"
+    exit 0
+  fi
+fi
+
 if [ ! -x "$VPY" ]; then
   say "creating $VENV with $PYTHON"
   "$PYTHON" -m venv "$VENV"
@@ -150,10 +166,6 @@ say "installing torch==$TORCH_VERSION, torchvision==$TORCHVISION_VERSION and bui
 if want_cuda; then cuda_arch_list; fi
 KIND=$(build_kind)
 CACHE=$CACHE_ROOT/$KIND
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT $KIND" ] && mmcv_ready "$KIND"; then
-  say ".venv is ready (delete $STAMP to force a re-install)"
-  exit 0
-fi
 
 install_mmcv_wheel() {  # $1: wheel file; non-zero if its ops do not import or lack CUDA
   say "installing mmcv from $1"
