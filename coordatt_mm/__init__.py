@@ -2,9 +2,11 @@
 
 Importing this package (``custom_imports=dict(imports=['coordatt_mm'])``) registers its
 layers, backbones, heads, hooks, runner and ``CheckedPretrained`` initializer in the
-OpenMMLab registries; nothing those libraries define is replaced. It also allow-lists the
-non-tensor contents of mmengine Runner checkpoints for torch >= 2.6's safe loader (an
-addition, see :mod:`coordatt_mm.compat`).
+OpenMMLab registries; nothing those libraries define is replaced. It imports neither
+``mmdet.models`` nor ``mmseg.models``: the heads, which extend theirs, are registered under
+their names and imported when first built (or as ``coordatt_mm.PatchedSSDHead``). It also
+allow-lists the non-tensor contents of mmengine Runner checkpoints for torch >= 2.6's safe
+loader (an addition, see :mod:`coordatt_mm.compat`).
 """
 from coordatt_mm.compat import allow_mmengine_checkpoints
 
@@ -13,8 +15,18 @@ allow_mmengine_checkpoints()
 from coordatt_mm.backbones import MobileNetV2CA, MobileNeXtCA  # noqa: E402
 from coordatt_mm.checkpoint import CheckedPretrained  # noqa: E402
 from coordatt_mm.engine import CPUDistributedRunner, DatasetCheckHook, RNGStateHook  # noqa: E402
-from coordatt_mm.heads import DeepLabV3Head, PatchedSSDHead  # noqa: E402
 from coordatt_mm.layers import CBAM, CoordAtt, SqueezeExcitation  # noqa: E402
+from coordatt_mm.registry import register_deferred  # noqa: E402
+
+register_deferred('PatchedSSDHead', 'coordatt_mm.heads.ssd_head', scopes=('mmdet',))
+register_deferred('DeepLabV3Head', 'coordatt_mm.heads.deeplabv3_head', scopes=('mmseg',))
+
+
+def __getattr__(name: str):
+    """``coordatt_mm.PatchedSSDHead`` / ``DeepLabV3Head``: imported on first use."""
+    from coordatt_mm import heads
+    return getattr(heads, name)
+
 
 __version__ = '0.1.0'
 __all__ = ['CBAM', 'CPUDistributedRunner', 'CheckedPretrained', 'CoordAtt', 'DatasetCheckHook',

@@ -1,5 +1,7 @@
 import json
+import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -24,10 +26,36 @@ def tiny_repo_data():
 @pytest.fixture(scope='session')
 def demo(tmp_path_factory, tiny_repo_data):
     """The demo (tools/demo.py) as users run it, on the tests' schedule; its trained models
-    serve the end-to-end and inference tests."""
+    serve the end-to-end and inference tests. ``COORDATT_TEST_DEMO=DIR`` reuses the run of
+    ``tools/demo.py --work-dir DIR --det-epochs 10 --seg-iters 80`` (while working on tests)."""
+    reuse = os.environ.get('COORDATT_TEST_DEMO')
+    if reuse:
+        summary = json.loads((Path(reuse) / 'summary.json').read_text())
+        summary['stdout'], summary['wd'] = (Path(reuse) / 'demo.log').read_text(), Path(reuse)
+        return summary
     wd = tmp_path_factory.mktemp('demo')
     out = run([sys.executable, REPO / 'tools/demo.py', '--work-dir', wd, '--det-epochs',
                DET_EPOCHS, '--seg-iters', SEG_ITERS], cwd=REPO, timeout=900)
     summary = json.loads((wd / 'summary.json').read_text())
     summary['stdout'], summary['wd'] = out, wd
     return summary
+
+
+@pytest.fixture(scope='session')
+def exported(demo, tmp_path_factory):
+    """The demo's trained detector and segmentor exported by the tool: {name: (path, stdout)}:
+    'det', 'seg' (labels only) and 'seg_logits' (--with-logits)."""
+    import contextlib
+    import io
+    out = tmp_path_factory.mktemp('onnx')
+    export = tool('tools/deploy/export_onnx.py')
+    files = {}
+    for name, task, extra in (('det', 'det', []), ('seg', 'seg', []),
+                              ('seg_logits', 'seg', ['--with-logits'])):
+        path = out / f'{name}.onnx'
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            rc = export([demo[task]['config'], demo[task]['checkpoint'], str(path), *extra])
+        assert rc == 0, buf.getvalue()
+        files[name] = (path, buf.getvalue())
+    return files

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from coordatt_mm.apis import run as entry  # (a function named test would be collected)
+from coordatt_cli import train as train_cli
 
 from e2e_utils import BIN, DET_DEMO, REPO, SEG_DEMO, launch, write_cfg
 
@@ -101,7 +101,7 @@ def test_two_processes_synchronise_batchnorm(tmp_path, tiny_repo_data):
     one = write_cfg(tmp_path / 'one.py', SEG_DEMO, SEG_BODY.format(batch=4))
     two = write_cfg(tmp_path / 'two.py', SEG_DEMO, SEG_BODY.format(batch=2))
     # the single process here (its own start-up adds nothing to what is tested)
-    assert entry.train([str(one), '--work-dir', str(tmp_path / 'w1')]) == 0
+    assert train_cli.main([str(one), '--work-dir', str(tmp_path / 'w1')]) == 0
     r2 = torchrun(two, tmp_path / 'w2', tmp_path)
     assert r2.returncode == 0, r2.stderr[-3000:]
     assert 'distributed training with gloo' in r2.stdout + r2.stderr

@@ -20,6 +20,8 @@ def test_without_a_gpu_it_says_so_and_exits_0(tmp_path, capsys):
     assert 'bfloat16' in rows['coordatt']['figures']
     for name in gpu_check.GPU_ONLY:
         assert rows[name] == dict(check=name, result='skipped', figures='needs a GPU')
+    from coordatt_cli.gpu_check import CHECKS  # what --skip accepts: every check, in order
+    assert tuple(rows) == CHECKS
     table = (tmp_path / 'gpu_check.md').read_text()
     assert '| coordatt | pass |' in table and table.startswith('GPU check, ')
 
@@ -28,7 +30,7 @@ def test_a_failing_check_is_a_row_and_exit_1(tmp_path, monkeypatch):
     def broken(device):
         raise RuntimeError('nms_impl: implementation for device cuda:0 not found')
     monkeypatch.setattr(gpu_check, 'check_mmcv_ops', broken)
-    assert gpu_check.main(['--out', str(tmp_path), '--skip', 'coordatt']) == 1
+    assert gpu_check.gpu_check(str(tmp_path), skip=['coordatt']) == 1
     rows = json.loads((tmp_path / 'gpu_check.json').read_text())['checks']
     assert rows[0]['result'] == 'FAIL' and 'nms_impl' in rows[0]['figures']
     assert rows[1]['result'] == 'skipped'

@@ -102,7 +102,7 @@ def infer(cfg, ckpt, inp, out, *extra):
 
 def infer_here(capsys, cfg, ckpt, inp, out, *extra):
     """The same CLI called in this process (no start-up cost): (exit status, stderr)."""
-    from coordatt_mm.apis.infer import main
+    from coordatt_cli.infer import main
     capsys.readouterr()
     rc = main([str(REPO / cfg), str(ckpt), str(inp), '--out-dir', str(out), *extra])
     return rc, capsys.readouterr().err
@@ -160,7 +160,7 @@ def test_segmentation_on_hostile_folder_in_bounded_memory(demo, hostile, tmp_pat
     # the peak resident set of this process image (VmHWM): getrusage's ru_maxrss would also
     # count the test process it was started from
     code = ('import re, sys\n'
-            'from coordatt_mm.apis.infer import main\n'
+            'from coordatt_cli.infer import main\n'
             'rc = main(sys.argv[1:])\n'
             'hwm = re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read())\n'
             'print("MAXRSS_KB", hwm.group(1))\n'
@@ -202,12 +202,40 @@ def test_exit_status_when_nothing_readable(demo, tmp_path, capsys):
     assert rc == 2 and 'missing.pth: checkpoint not found' in err
 
 
+
+def test_onnx_model_on_hostile_folder(demo, exported, hostile, tmp_path, capsys):
+    """The ONNX Runtime path handles bad files as the PyTorch one: one error line each, the
+    others done, exit status 1; a device its ONNX Runtime lacks is a one-line error."""
+    root, good = hostile
+    onnx_file = str(exported['det'][0])
+    rc, err = infer_here(capsys, demo['det']['config'], onnx_file, root, tmp_path, '--quiet',
+                         '--batch-size', '2', '--score-thr', '0.1')
+    assert rc == 1
+    err_lines = [line for line in err.splitlines() if line.startswith('error:')]
+    assert len(err_lines) == len(BAD)
+    for name, why in BAD.items():
+        assert any(str(root / name) in line and why in line for line in err_lines), name
+    summary = json.loads((tmp_path / 'summary.json').read_text())
+    assert summary['backend'] == 'onnxruntime' and summary['images_done'] == len(good)
+    # the 'car' of the 8000x6000 photo, found at its place in original pixels
+    record = json.loads((tmp_path / 'big' / 'large photo.json').read_text())
+    cars = [b for b, c in zip(record['boxes'], record['classes']) if c == 'car']
+    assert cars and max(_iou(b, BIG_BOX) for b in cars) > 0.5
+    import onnxruntime as ort
+    if 'CUDAExecutionProvider' not in ort.get_available_providers():
+        rc, err = infer_here(capsys, demo['det']['config'], onnx_file, root, tmp_path / 'c',
+                             '--device', 'cuda')
+        assert rc == 2
+        line = err.strip().splitlines()[-1]
+        assert line.startswith('error: ') and 'no CUDA execution provider' in line
+
+
 @pytest.mark.parametrize('align_corners', [False, True])
 def test_upsample_argmax_equals_full_resolution_interpolation(align_corners):
     import torch
     import torch.nn.functional as F
 
-    from coordatt_mm.apis.infer import upsample_argmax
+    from coordatt_mm.apis.label_maps import upsample_argmax
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(19, 37, 53, generator=g)
     size = (413, 301)
@@ -225,9 +253,9 @@ def test_segmentation_labels_are_mmsegs(demo):
     import torch
     from mmseg.apis import inference_model
 
-    from coordatt_mm.apis.infer import Predictor
+    from coordatt_mm.apis.infer import TorchPredictor
     seg = demo['seg']
-    predictor = Predictor(seg['config'], seg['checkpoint'], 'cpu')
+    predictor = TorchPredictor(seg['config'], seg['checkpoint'], 'cpu')
     canvas = _noise(700, 500, seed=3)
     draw = ImageDraw.Draw(canvas)
     draw.rectangle([100, 120, 330, 230], fill=(40, 70, 220))  # a 'car'

@@ -10,7 +10,8 @@ import time
 import pytest
 import torch
 
-from coordatt_mm.apis import run as entry  # (a function named test would be collected)
+from coordatt_cli import test as test_cli
+from coordatt_cli import train as train_cli
 
 from e2e_utils import DET_DEMO, REPO, SEG_DEMO, env, tool, write_cfg
 from e2e_utils import launch as run
@@ -91,11 +92,11 @@ val_dataloader = dict(dataset=dict(data_root=data_root))
     assert 'train: 48 samples checked, 4 problems' in out
     # training stops at start with the list ...
     with pytest.raises(RuntimeError, match=f"training data check.*{imgs[0]['file_name']}"):
-        entry.train([str(cfg), '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+        train_cli.main([str(cfg), '--work-dir', str(tmp_path / 'w'), '--cfg-options',
                'train_cfg.max_epochs=1'])
     assert not list((tmp_path / 'w').glob('*.pth'))
     # ... or leaves the bad samples out when asked
-    assert entry.train([str(cfg), '--work-dir', str(tmp_path / 'w2'), '--skip-bad-samples',
+    assert train_cli.main([str(cfg), '--work-dir', str(tmp_path / 'w2'), '--skip-bad-samples',
                         '--cfg-options', 'train_cfg.max_epochs=1']) == 0
     # (mmdet itself drops the zero-area box while parsing; the other three images go)
     assert '3 of 48 samples left out' in capsys.readouterr().err
@@ -126,13 +127,13 @@ def test_bad_checkpoints_fail_with_file_and_problem(tmp_path, tiny_repo_data, ca
     bad = tmp_path / 'cut.pth'
     torch.save({'state_dict': {'w': torch.zeros(1000)}}, bad)
     bad.write_bytes(bad.read_bytes()[:100])
-    assert entry.test([str(DET_DEMO), str(bad), '--work-dir', str(tmp_path / 'w')]) == 1
+    assert test_cli.main([str(DET_DEMO), str(bad), '--work-dir', str(tmp_path / 'w')]) == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith('error: ') and str(bad) in last
     assert 'not a readable PyTorch checkpoint' in last
-    rc = entry.train([str(DET_DEMO), '--resume', str(bad), '--work-dir', str(tmp_path / 'w')])
+    rc = train_cli.main([str(DET_DEMO), '--resume', str(bad), '--work-dir', str(tmp_path / 'w')])
     assert rc == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith('error: ') and str(bad) in last
-    assert entry.test([str(DET_DEMO), str(tmp_path / 'none.pth')]) == 1
+    assert test_cli.main([str(DET_DEMO), str(tmp_path / 'none.pth')]) == 1
     assert 'none.pth: checkpoint not found' in capsys.readouterr().err

@@ -11,12 +11,6 @@ Exit status 0 when clean, 1 when problems were found, 2 when the config cannot b
 import argparse
 import sys
 
-from mmengine.config import Config
-
-import coordatt_mm  # noqa: F401
-from coordatt_mm.datasets.check import build_split, check_dataset
-from coordatt_mm.registry import task_of
-
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
@@ -26,6 +20,11 @@ def main(argv=None) -> int:
     ap.add_argument('--no-decode', action='store_true',
                     help='only open image headers (faster; misses truncated files)')
     args = ap.parse_args(argv)
+    from mmengine.config import Config
+
+    import coordatt_mm  # noqa: F401
+    from coordatt_mm.datasets.check import build_split, check_dataset
+    from coordatt_mm.registry import task_of
     try:
         cfg = Config.fromfile(args.config)
     except Exception as e:

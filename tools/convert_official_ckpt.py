@@ -10,21 +10,16 @@ The output holds ``state_dict`` (backbone only; the ImageNet classifier is dropp
 ``meta`` (source, layout, width, attention); use it as
 ``init_cfg=dict(type='Pretrained', checkpoint=OUT)``.
 """
+from __future__ import annotations  # torch's types in hints, torch imported after parsing
+
 import argparse
 import os
 import re
 import sys
-from typing import Dict, Optional
+from typing import TYPE_CHECKING, Dict, Optional
 
-import torch
-
-from coordatt_mm import MobileNetV2CA, MobileNeXtCA
-from coordatt_mm.checkpoint import (
-    CheckpointMismatchError,
-    detect_layout,
-    match_state_dict,
-    read_state_dict,
-)
+if TYPE_CHECKING:
+    import torch
 
 CANDIDATE_WIDTHS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4, 1.5, 2.0)
 # attention type -> the key of its first 1x1 conv (whose weight is (bottleneck, C, 1, 1)), in
@@ -39,6 +34,7 @@ DEFAULT_REDUCTION = {'CoordAtt': 32, 'SE': 24, 'CBAM': 24}
 
 def guess_arch(state: Dict[str, torch.Tensor]):
     """MobileNeXtCA for 20-block files (the authors' ``features.20`` or our ``layer8``)."""
+    from coordatt_mm import MobileNetV2CA, MobileNeXtCA
     blocks = {int(k.split('.')[1]) for k in state if re.match(r'features\.\d+\.', k)}
     mnext = max(blocks, default=0) == 20 or any(k.startswith('layer8.') for k in state)
     return MobileNeXtCA if mnext else MobileNetV2CA
@@ -58,6 +54,12 @@ def attention_from_keys(state: Dict[str, torch.Tensor]) -> Optional[dict]:
 
 def convert(filename: str, widen_factor: Optional[float] = None, trust_pickle: bool = False):
     """(state_dict in our naming, meta); the width is found when not given."""
+    from coordatt_mm.checkpoint import (
+        CheckpointMismatchError,
+        detect_layout,
+        match_state_dict,
+        read_state_dict,
+    )
     state = read_state_dict(filename, trust_pickle=trust_pickle)
     cls, attention = guess_arch(state), attention_from_keys(state)
     error = None
@@ -81,6 +83,7 @@ def convert(filename: str, widen_factor: Optional[float] = None, trust_pickle: b
 def _last_output(cls, state: Dict[str, torch.Tensor]) -> int:
     """The output index that builds everything the file holds (a MobileNetV2 backbone of a
     segmentor may come without its 1280 conv)."""
+    from coordatt_mm import MobileNetV2CA
     head = any(re.match(r'(conv2|conv\.0|conv\.1)\.', k) for k in state)
     return 6 if cls is MobileNetV2CA and not head else 7
 
@@ -99,6 +102,7 @@ def main(argv=None) -> int:
     if os.path.exists(args.dst) and not args.overwrite:
         print(f'error: {args.dst} exists (use --overwrite)', file=sys.stderr)
         return 2
+    import torch
     try:
         state, meta = convert(args.src, args.widen_factor, args.trust_pickle)
     except (RuntimeError, FileNotFoundError) as e:

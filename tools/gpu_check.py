@@ -4,7 +4,7 @@ of the tiny demo configs, NCCL with SyncBN, the CUDA benchmark (see
 ``coordatt_mm/apis/gpu_check.py`` or ``--help``). Without a GPU it runs what needs none."""
 import sys
 
-from coordatt_mm.apis.gpu_check import main
+from coordatt_cli.gpu_check import main
 
 if __name__ == '__main__':
     sys.exit(main())

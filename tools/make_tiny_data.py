@@ -19,8 +19,6 @@ import os.path as osp
 import shutil
 import sys
 
-from coordatt_mm.datasets import is_current, make_all
-
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
@@ -28,6 +26,7 @@ def main(argv=None) -> int:
         osp.abspath(__file__))), 'data', 'tiny'))
     ap.add_argument('--overwrite', action='store_true', help='replace an existing ROOT')
     args = ap.parse_args(argv)
+    from coordatt_mm.datasets import is_current, make_all
     if osp.exists(args.root):
         if is_current(args.root) and not args.overwrite:
             print(f'{args.root} is up to date; kept (--overwrite rebuilds it)')

@@ -1,9 +1,9 @@
 #!/usr/bin/env python
-"""Evaluate a checkpoint with any coordatt_mm config (see ``coordatt_mm/apis/run.py`` or
-``--help``); the metrics also go to ``<work_dir>/test_metrics.json``."""
+"""Score a checkpoint or an end-to-end ONNX export with any coordatt_mm config; the metrics
+also go to ``<work_dir>/test_metrics.json`` (see ``coordatt_mm/apis/run.py`` or ``--help``)."""
 import sys
 
-from coordatt_mm.apis.run import test
+from coordatt_cli.test import main
 
 if __name__ == '__main__':
-    sys.exit(test())
+    sys.exit(main())

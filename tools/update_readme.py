@@ -9,13 +9,12 @@ import argparse
 import os.path as osp
 import sys
 
-from coordatt_mm.analysis.tables import REPO, update
-
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--check', action='store_true', help='only check that they are current')
     args = ap.parse_args(argv)
+    from coordatt_mm.analysis.tables import REPO, update
     stale = [osp.relpath(p, REPO) for p in update(check=args.check)]
     if args.check and stale:
         print(f'out of date: {", ".join(stale)}; run python tools/update_readme.py',

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Side-by-side benchmarks, baseline vs Coordinate Attention, in one process
 (``tools/analysis/benchmark.py``).
 
@@ -30,14 +29,12 @@ CPU), as ``--amp`` training does. Sections:
 
 Each section ends with its targets, judged on its own numbers.
 """
-import argparse
 import contextlib
 import copy
 import os
 import os.path as osp
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from typing import Callable, Dict, List, Tuple
@@ -503,28 +500,11 @@ SECTIONS = {'layer': layer_section, 'eager': eager_section, 'onnxruntime': onnxr
             'training': training_section, 'compile': compile_section}
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    ap.add_argument('--sections', default='layer,eager,onnxruntime,training',
-                    help='comma-separated, from layer, eager, onnxruntime, training, compile')
-    ap.add_argument('--batch', default='1,8', help='eager batch sizes')
-    ap.add_argument('--train-batch', type=int, default=8)
-    ap.add_argument('--threads', type=int, default=2)
-    ap.add_argument('--repeats', type=int, default=30)
-    ap.add_argument('--warmup', type=int, default=5)
-    ap.add_argument('--size', type=int, default=320)
-    ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    ap.add_argument('--channels-last', action='store_true')
-    ap.add_argument('--amp', action='store_true',
-                    help='autocast: float16 on CUDA (with a gradient scaler), bfloat16 on CPU')
-    ap.add_argument('--compile', action='store_true', help='torch.compile the eager models')
-    ap.add_argument('--out', help='also write the Markdown tables here')
-    args = ap.parse_args(argv)
-    args.batch = [int(b) for b in args.batch.split(',')]
+def run(args) -> int:
+    """``tools/analysis/benchmark.py`` with its parsed arguments (coordatt_cli.benchmark)."""
+    args.batch = [int(b) for b in str(args.batch).split(',')]
+    args.device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     sections = args.sections.split(',')
-    unknown = [s for s in sections if s not in SECTIONS]
-    if unknown:
-        ap.error(f'unknown section(s) {unknown}; choose from {sorted(SECTIONS)}')
     torch.set_num_threads(args.threads)
     # a random-weight network can still underflow somewhere: denormal arithmetic, many times
     # slower on CPUs, would be measured instead of the models
@@ -551,6 +531,3 @@ def main(argv=None) -> int:
             f.write(text + '\n')
     return 0
 
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -174,22 +174,13 @@ def run_demo(work_dir: str, det_epochs: Optional[int] = None, seg_iters: Optiona
     return summary
 
 
-def main(argv=None) -> int:
-    import argparse
-    ap = argparse.ArgumentParser(description='train, evaluate and run the tiny demo models')
-    ap.add_argument('--work-dir', default=osp.join(REPO, 'work_dirs', 'demo'))
-    ap.add_argument('--det-epochs', type=int, default=None,
-                    help="detection epochs (default: the demo config's)")
-    ap.add_argument('--seg-iters', type=int, default=None,
-                    help="segmentation iterations (default: the demo config's)")
-    ap.add_argument('--publish', default=None,
-                    help='also copy one output picture per task and the summary into this '
-                         'folder (docs/ holds the ones the README shows)')
-    args = ap.parse_args(argv)
-    summary = run_demo(osp.abspath(args.work_dir), args.det_epochs, args.seg_iters,
-                       args.publish)
+def demo(work_dir: str, det_epochs: Optional[int] = None, seg_iters: Optional[int] = None,
+         publish: Optional[str] = None) -> int:
+    """``make demo`` / ``tools/demo.py``: 1 when the demo's own schedule ends below the
+    thresholds."""
+    summary = run_demo(osp.abspath(work_dir), det_epochs, seg_iters, publish)
     ok = all(summary[t]['trained'] >= THRESHOLDS[METRICS[t]] for t in ('det', 'seg'))
-    if (args.det_epochs, args.seg_iters) == (None, None) and not ok:
+    if (det_epochs, seg_iters) == (None, None) and not ok:
         say(f'WARNING: below the expected thresholds {THRESHOLDS}')
         return 1
     return 0

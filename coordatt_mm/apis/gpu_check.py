@@ -1,6 +1,6 @@
 """One command that checks a GPU machine end to end (``tools/gpu_check.py``).
 
-    python tools/gpu_check.py [--out work_dirs/gpu_check] [--iters 30] [--skip NAME ...]
+    python tools/gpu_check.py [--out work_dirs/gpu_check] [--iters 30] [--skip CHECK ...]
 
 Checks, each with its figures in a pass/fail table (printed, and written to
 ``<out>/gpu_check.md`` and ``<out>/gpu_check.json``):
@@ -23,7 +23,6 @@ Without a GPU it says so, runs the checks that need none on the CPU (``mmcv-ops`
 ``coordatt`` there), marks the others as skipped and exits 0. About 5 minutes on one
 modern GPU once the set-up is done; the exit status is 1 when a check fails.
 """
-import argparse
 import json
 import os
 import os.path as osp
@@ -31,12 +30,11 @@ import re
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.realpath(__file__))))
 DET = 'configs/demo/ssdlite_mobilenetv2-ca_1xb6-14e_tiny-coco.py'
 SEG = 'configs/demo/deeplabv3_mobilenetv2-ca-d16_1xb8-100i_tiny-voc12aug.py'
-CHECKS = ('mmcv-ops', 'coordatt', 'train-det', 'train-seg', 'nccl-syncbn', 'benchmark')
 GPU_ONLY = ('train-det', 'train-seg', 'nccl-syncbn', 'benchmark')
 
 
@@ -297,14 +295,10 @@ def machine() -> str:
             f'CUDA {ext.get_compiling_cuda_version()}), Python {platform.python_version()}')
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    ap.add_argument('--out', default='work_dirs/gpu_check', help='where reports and logs go')
-    ap.add_argument('--iters', type=int, default=30, help='training iterations per config')
-    ap.add_argument('--skip', nargs='+', default=[], choices=CHECKS, metavar='CHECK',
-                    help=f'checks to leave out: {", ".join(CHECKS)}')
-    args = ap.parse_args(argv)
-    out_dir = osp.abspath(args.out)
+def gpu_check(out: str = 'work_dirs/gpu_check', iters: int = 30,
+              skip: Sequence[str] = ()) -> int:
+    """``tools/gpu_check.py``: run the checks, print and write the table; 1 if one failed."""
+    out_dir = osp.abspath(out)
     os.makedirs(out_dir, exist_ok=True)
     t = time.time()
     header = f'GPU check, {time.strftime("%Y-%m-%d %H:%M")}: {machine()}'
@@ -314,11 +308,11 @@ def main(argv=None) -> int:
         print('[gpu_check] no GPU visible: running the checks that need none, on the CPU',
               flush=True)
     tiny = osp.join(REPO, 'data/tiny')
-    if torch.cuda.is_available() and {'train-det', 'train-seg', 'nccl-syncbn'} - set(args.skip):
+    if torch.cuda.is_available() and {'train-det', 'train-seg', 'nccl-syncbn'} - set(skip):
         from coordatt_mm.datasets import is_current, make_all
         if not is_current(tiny):  # the demo configs' data
             make_all(tiny)
-    rows = run_checks(out_dir, args.iters, args.skip)
+    rows = run_checks(out_dir, iters, list(skip))
     text = report(rows, header) + f'\n\nTotal {time.time() - t:.0f} s.'
     print(text)
     with open(osp.join(out_dir, 'gpu_check.md'), 'w') as f:

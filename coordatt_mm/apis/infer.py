@@ -1,10 +1,13 @@
 """Folder inference for coordatt_mm detectors and segmentors (``coordatt-infer``).
 
-    coordatt-infer CONFIG CHECKPOINT INPUT [--out-dir DIR] [--device cpu|cuda]
+    coordatt-infer CONFIG MODEL INPUT [--out-dir DIR] [--device cpu|cuda]
                    [--batch-size N] [--score-thr T] [--overwrite] [--quiet]
 
-INPUT is an image, a folder (searched recursively, sorted, extensions case-insensitive) or a
-glob. Outputs mirror the input tree under --out-dir:
+MODEL is a PyTorch checkpoint (run by PyTorch) or an ``.onnx`` file written by
+``tools/deploy/export_onnx.py`` (run by ONNX Runtime, on CUDA with ``--device cuda`` where its
+CUDA execution provider is installed); the outputs are the same. INPUT is an image, a folder
+(searched recursively, sorted, extensions case-insensitive) or a glob. Outputs mirror the input
+tree under --out-dir:
 
 - detection: ``<stem>.json`` (boxes x1,y1,x2,y2 in the original image's pixels, scores,
   label ids, class names) and ``<stem>.jpg`` with the boxes drawn;
@@ -14,7 +17,6 @@ glob. Outputs mirror the input tree under --out-dir:
 plus ``summary.json`` for the run. Exit status: 0 every image done (or kept from an earlier
 run), 1 some images failed, 2 no image could be read or none was found.
 """
-import argparse
 import json
 import os
 import os.path as osp
@@ -22,12 +24,13 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from coordatt_mm.apis.images import ImageReadError, iter_images, list_inputs
+from coordatt_mm.apis.label_maps import upsample_argmax
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_NOTHING = 0, 1, 2
 OUTPUT_SUFFIXES = {'det': ('.json', '.jpg'), 'seg': ('.png', '_overlay.jpg')}
@@ -49,49 +52,15 @@ def output_stems(base: str, paths: List[str]) -> Dict[str, str]:
     return out
 
 
-def upsample_argmax(logits, size: Tuple[int, int], align_corners: bool = False,
-                    strip_elements: int = 2 ** 24) -> np.ndarray:
-    """Labels at ``size`` of (C, h, w) logits: bilinear upsampling then argmax, as mmseg's
-    post-processing computes it, but a strip of rows at a time (about ``strip_elements``
-    floats each), so memory stays bounded instead of C x H x W floats (3.6 GB for 19 classes
-    at 8000x6000).
+class TorchPredictor:
+    """A detector or segmentor built from a config and a checkpoint, run by PyTorch.
 
-    Rows follow PyTorch's bilinear source-index rule; each strip's width interpolation is
-    ``F.interpolate`` itself on the source rows the strip reads, and the strip is laid out
-    channels-last so that blending rows and the argmax run along contiguous memory.
+    Detection returns (boxes, scores, labels) arrays per image, boxes in original pixels
+    (mmdet's own inference); segmentation a label map (uint8, original resolution) per
+    image, computed with bounded memory.
     """
-    import torch
-    import torch.nn.functional as F
-    c, h, w = logits.shape
-    out_h, out_w = size
-    dst = torch.arange(out_h, dtype=torch.float32)
-    if align_corners:
-        scale = torch.tensor((h - 1) / (out_h - 1) if out_h > 1 else 0.0, dtype=torch.float32)
-        src = dst * scale
-    else:
-        scale = torch.tensor(h, dtype=torch.float32) / out_h
-        src = ((dst + 0.5) * scale - 0.5).clamp_(min=0)
-    top = src.long().clamp_(max=h - 1)
-    bottom = (top + 1).clamp_(max=h - 1)
-    lam = (src - top).view(-1, 1, 1)
-    labels = np.empty((out_h, out_w), np.uint8 if c <= 256 else np.int32)
-    rows = max(1, strip_elements // (c * out_w))
-    for y0 in range(0, out_h, rows):
-        y1 = min(y0 + rows, out_h)
-        r0, r1 = int(top[y0]), int(bottom[y1 - 1]) + 1
-        wide = F.interpolate(logits[None, :, r0:r1], size=(r1 - r0, out_w), mode='bilinear',
-                             align_corners=align_corners)[0].permute(1, 2, 0).contiguous()
-        strip = torch.lerp(wide[top[y0:y1] - r0], wide[bottom[y0:y1] - r0], lam[y0:y1])
-        labels[y0:y1] = strip.argmax(-1).numpy()
-    return labels
 
-
-class Predictor:
-    """A detector or segmentor built from a config; the config's ``default_scope`` decides.
-
-    Detection returns mmdet's ``DetDataSample`` per image; segmentation a label map
-    (uint8, original resolution) per image, computed with bounded memory.
-    """
+    backend = 'pytorch'
 
     def __init__(self, config: str, checkpoint: str, device: str) -> None:
         from coordatt_mm.apis.build import build_model
@@ -106,18 +75,22 @@ class Predictor:
         bgr = [np.ascontiguousarray(im[..., ::-1]) for im in images_rgb]
         if self.task == 'det':
             from mmdet.apis import inference_detector
-            return inference_detector(self.model, bgr)
-        return self._segment(bgr)
+            out = []
+            for pred in inference_detector(self.model, bgr):
+                inst = pred.pred_instances
+                out.append((inst.bboxes.cpu().numpy().astype(np.float32),
+                            inst.scores.cpu().numpy().astype(np.float32),
+                            inst.labels.cpu().numpy().astype(np.int64)))
+            return out
+        return self._segment(images_rgb)
 
-    def _segment(self, images_bgr: List[np.ndarray]) -> List[np.ndarray]:
+    def _segment(self, images_rgb: List[np.ndarray]) -> List[np.ndarray]:
         import torch
+
+        from coordatt_mm.apis.pipeline import TestPipeline
         if self._seg_pipeline is None:
-            from mmengine.dataset import Compose
-            steps = self.cfg.get('test_pipeline') or self.cfg.test_dataloader.dataset.pipeline
-            steps = [dict(s, type='LoadImageFromNDArray') if s['type'] == 'LoadImageFromFile'
-                     else s for s in steps if s['type'] != 'LoadAnnotations']
-            self._seg_pipeline = Compose(steps)
-        packed = [self._seg_pipeline(dict(img=im)) for im in images_bgr]
+            self._seg_pipeline = TestPipeline(self.cfg)
+        packed = [self._seg_pipeline(im) for im in images_rgb]
         data = self.model.data_preprocessor(
             dict(inputs=[p['inputs'] for p in packed],
                  data_samples=[p['data_samples'] for p in packed]), False)
@@ -127,6 +100,61 @@ class Predictor:
         align = self.model.decode_head.align_corners
         return [upsample_argmax(_unpad_unflip(logits[i], m), m['ori_shape'], align)
                 for i, m in enumerate(metas)]
+
+
+class OnnxPredictor:
+    """An end-to-end ONNX export of a config's model, run by ONNX Runtime; the same outputs
+    as :class:`TorchPredictor`. The config gives the test pipeline (resizing); the model file
+    its class names and palette."""
+
+    backend = 'onnxruntime'
+
+    def __init__(self, config: str, model_file: str, device: str) -> None:
+        from coordatt_mm.apis.build import load_config
+        from coordatt_mm.apis.pipeline import TestPipeline
+        from coordatt_mm.deploy.runtime import OnnxModel
+        from coordatt_mm.registry import task_of
+        self.cfg = load_config(config)
+        self.task = task_of(self.cfg)
+        self.model = OnnxModel(model_file, device)
+        if self.model.task != self.task:
+            raise ValueError(f'{model_file}: a {self.model.task} model, but {config} is a '
+                             f'{self.task} config')
+        self.classes, self.palette = self.model.classes, self.model.palette
+        self.pipeline = TestPipeline(self.cfg)
+
+    def __call__(self, images_rgb: List[np.ndarray]) -> list:
+        from coordatt_mm.apis.pipeline import rgb_input
+        from coordatt_mm.deploy.runtime import detections, label_map
+        packed = [self.pipeline(im) for im in images_rgb]
+        inputs = [rgb_input(p['inputs']).numpy() for p in packed]
+        metas = [p['data_samples'].metainfo for p in packed]
+        if self.task == 'det':
+            batch, sizes = self.model.canvas(inputs)
+            out = self.model.run(batch)
+            return [detections(out['dets'][i], out['labels'][i], sizes[i], m['scale_factor'])
+                    for i, m in enumerate(metas)]
+        maps = []
+        for x, m in zip(inputs, metas):  # each at its own size, as mmseg tests them
+            out = self.model.run(x[None])
+            maps.append(label_map(out, 0, x.shape[1:], m['ori_shape'],
+                                  self.model.align_corners))
+        return maps
+
+
+def make_predictor(config: str, model_file: str, device: Optional[str] = None):
+    """The predictor for a model file: ONNX Runtime for ``.onnx``, PyTorch otherwise; on
+    ``device``, by default CUDA where the backend has it."""
+    if model_file.lower().endswith('.onnx'):
+        if device is None:
+            import onnxruntime as ort
+            device = 'cuda' if 'CUDAExecutionProvider' in ort.get_available_providers() \
+                else 'cpu'
+        return OnnxPredictor(config, model_file, device)
+    if device is None:
+        import torch
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    return TorchPredictor(config, model_file, device)
 
 
 def _unpad_unflip(logits, meta: dict):
@@ -150,13 +178,14 @@ def _names(labels, classes) -> List[str]:
     return [classes[i] if i < len(classes) else str(i) for i in labels]
 
 
-def write_detection(pred, image: np.ndarray, stem: str, classes, palette,
+def write_detection(pred: tuple, image: np.ndarray, stem: str, classes, palette,
                     score_thr: float) -> List[str]:
-    inst = pred.pred_instances
-    keep = inst.scores >= score_thr
-    boxes = inst.bboxes[keep].cpu().numpy().astype(float)
-    scores = inst.scores[keep].cpu().numpy().astype(float)
-    labels = inst.labels[keep].cpu().numpy().astype(int)
+    """``pred``: (boxes (k, 4) in the image's pixels, scores (k,), labels (k,))."""
+    boxes, scores, labels = pred
+    keep = scores >= score_thr
+    boxes = boxes[keep].astype(float)
+    scores = scores[keep].astype(float)
+    labels = labels[keep].astype(int)
     names = _names(labels, classes)
     h, w = image.shape[:2]
     record = dict(width=w, height=h, score_thr=score_thr,
@@ -252,7 +281,7 @@ class FolderRun:
         self.failed.append(dict(path=path, reason=reason))
         print(f'error: {path}: {reason}', file=sys.stderr)
 
-    def predict(self, predictor: Predictor, batch: list) -> Iterator[tuple]:
+    def predict(self, predictor, batch: list) -> Iterator[tuple]:
         """(path, image, prediction) per image of the batch; a failing batch is retried one
         image at a time so that one bad image does not stop the others."""
         t = time.time()
@@ -269,7 +298,7 @@ class FolderRun:
         for (path, image), pred in zip(batch, preds):
             yield path, image, pred
 
-    def write(self, predictor: Predictor, path: str, image: np.ndarray, pred) -> None:
+    def write(self, predictor, path: str, image: np.ndarray, pred) -> None:
         stem = osp.join(self.out_dir, self.stems[path])
         os.makedirs(osp.dirname(stem), exist_ok=True)
         try:
@@ -317,14 +346,23 @@ def _write_summary(out_dir: str, summary: dict, overwrite: bool) -> None:
     _atomic_json(path, summary)
 
 
-def run(config: str, checkpoint: str, inputs: str, out_dir: str, device: str = 'cpu',
-        batch_size: int = 1, score_thr: float = 0.3, overwrite: bool = False,
-        quiet: bool = False) -> int:
+def run(config: str, model_file: str, inputs: str, out_dir: str,
+        device: Optional[str] = None, batch_size: int = 1, score_thr: float = 0.3,
+        overwrite: bool = False, quiet: bool = False) -> int:
+    """``coordatt-infer``: the exit status (EXIT_OK, EXIT_SOME_FAILED, EXIT_NOTHING)."""
     started = time.time()
     base, paths = list_inputs(inputs)
+    if paths:
+        try:
+            predictor = make_predictor(config, model_file, device)
+        except (ValueError, RuntimeError, OSError) as e:  # a model it cannot use
+            msg = str(e).strip().splitlines()[0]
+            print(f'error: {msg if model_file in msg else f"{model_file}: {msg}"}',
+                  file=sys.stderr)
+            return EXIT_NOTHING
     os.makedirs(out_dir, exist_ok=True)
     folder = FolderRun(out_dir, output_stems(base, paths), score_thr, quiet)
-    predictor = Predictor(config, checkpoint, device) if paths else None
+    predictor = predictor if paths else None
     if predictor is None:
         print(f'error: {inputs}: no image found', file=sys.stderr)
     else:
@@ -336,8 +374,9 @@ def run(config: str, checkpoint: str, inputs: str, out_dir: str, device: str = '
             for _ in batch:
                 progress.step()
         progress.close()
-    summary = folder.summary(config=config, checkpoint=checkpoint, input=inputs,
+    summary = folder.summary(config=config, checkpoint=model_file, input=inputs,
                              out_dir=out_dir, task=predictor.task if predictor else None,
+                             backend=predictor.backend if predictor else None,
                              images_found=len(paths), outputs=folder.stems,
                              seconds=time.time() - started)
     _write_summary(out_dir, summary, overwrite)
@@ -347,38 +386,3 @@ def run(config: str, checkpoint: str, inputs: str, out_dir: str, device: str = '
     if not folder.done and not folder.kept:
         return EXIT_NOTHING
     return EXIT_SOME_FAILED if folder.failed else EXIT_OK
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog='coordatt-infer', description='Run a detector or segmentor on images.',
-        epilog='Exit status: 0 all images done, 1 some failed, 2 none read or none found.')
-    ap.add_argument('config')
-    ap.add_argument('checkpoint')
-    ap.add_argument('input', help='image, folder (recursive) or glob')
-    ap.add_argument('--out-dir', default=None,
-                    help='output folder (default: work_dirs/infer/<config name>)')
-    ap.add_argument('--device', default=None, help='cpu or cuda (default: cuda if available)')
-    ap.add_argument('--batch-size', type=int, default=1)
-    ap.add_argument('--score-thr', type=float, default=0.3, help='detection score threshold')
-    ap.add_argument('--overwrite', action='store_true', help='redo images that have outputs')
-    ap.add_argument('--quiet', action='store_true', help='no progress or summary lines')
-    args = ap.parse_args(argv)
-    for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
-        if not osp.isfile(path):
-            print(f'error: {path}: {what} not found', file=sys.stderr)
-            return EXIT_NOTHING
-    if args.batch_size < 1:
-        ap.error('--batch-size must be >= 1')
-    device = args.device
-    if device is None:
-        import torch
-        device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    out_dir = args.out_dir or osp.join(
-        'work_dirs', 'infer', osp.splitext(osp.basename(args.config))[0])
-    return run(args.config, args.checkpoint, args.input, out_dir, device, args.batch_size,
-               args.score_thr, args.overwrite, args.quiet)
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -1,39 +1,20 @@
-"""Training and testing any coordatt_mm config (mmdet or mmseg: its ``default_scope`` decides),
-behind ``tools/train.py`` and ``tools/test.py``.
+"""Training and testing any coordatt_mm config (mmdet, mmseg or mmpretrain: its
+``default_scope`` decides), behind ``tools/train.py`` and ``tools/test.py``.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--skip-bad-samples]
-                                 [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
-    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--cfg-options k=v ...]
-                                           [--launcher none|pytorch|slurm|mpi]
-
-Outputs go to ``work_dirs/<config name>/`` unless ``--work-dir`` or the config says otherwise.
-``tools/test.py`` prints the metrics and writes them to ``<work_dir>/test_metrics.json``.
+Outputs go to ``work_dirs/<config name>/`` unless ``work_dir`` or the config says otherwise.
+Testing prints the metrics and writes them to ``<work_dir>/test_metrics.json``; the model is a
+checkpoint, or an end-to-end ``.onnx`` export scored by ONNX Runtime with the same evaluator.
 """
-import argparse
 import json
 import os
 import os.path as osp
 import sys
-from typing import List, Optional
+from typing import Optional
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 from coordatt_mm.checkpoint import load_checkpoint_file
 from coordatt_mm.datasets.check import skip_bad_samples
-
-
-def _parser(description: str) -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=description)
-    ap.add_argument('config', help='config file')
-    return ap
-
-
-def _common(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument('--work-dir', help='where logs and checkpoints go')
-    ap.add_argument('--cfg-options', nargs='+', action=DictAction,
-                    help='override config entries, e.g. train_cfg.max_epochs=1')
-    ap.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    ap.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
 def load_config(config: str, work_dir: Optional[str] = None, cfg_options: Optional[dict] = None,
@@ -63,57 +44,62 @@ def build_runner(cfg: Config):
     return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
 
 
-def train(argv: Optional[List[str]] = None) -> int:
-    ap = _parser('Train a detector or segmentor')
-    _common(ap)
-    ap.add_argument('--resume', nargs='?', const='auto', default=None,
-                    help='resume from CKPT, or from the latest checkpoint of the work dir')
-    ap.add_argument('--amp', action='store_true', help='mixed precision (CUDA)')
-    ap.add_argument('--skip-bad-samples', action='store_true',
-                    help='check the training data first (tools/check_dataset.py) and train on '
-                         'the samples that pass, with a warning, instead of stopping')
-    args = ap.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
+def train(config: str, work_dir: Optional[str] = None, resume: Optional[str] = None,
+          amp: bool = False, skip_bad: bool = False, cfg_options: Optional[dict] = None,
+          launcher: str = 'none', local_rank: int = 0) -> int:
+    """Train; ``resume``: a checkpoint, or ``'auto'`` for the work dir's latest. The exit
+    status (1 with a one-line error when a checkpoint or the data cannot be used)."""
+    os.environ.setdefault('LOCAL_RANK', str(local_rank))
+    cfg = load_config(config, work_dir, cfg_options, launcher)
     try:
-        for path in (args.resume if args.resume != 'auto' else None, cfg.get('load_from')):
+        for path in (resume if resume != 'auto' else None, cfg.get('load_from')):
             if path:
                 check_checkpoint(path)
-        if args.skip_bad_samples:
+        if skip_bad:
             skip_bad_samples(cfg)
     except (RuntimeError, FileNotFoundError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
-    if args.amp:
+    if amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    if args.resume == 'auto':
+    if resume == 'auto':
         cfg.resume, cfg.load_from = True, None
-    elif args.resume:
-        cfg.resume, cfg.load_from = True, args.resume
+    elif resume:
+        cfg.resume, cfg.load_from = True, resume
     build_runner(cfg).train()
     return 0
 
 
-def test(argv: Optional[List[str]] = None) -> int:
-    ap = _parser('Test a detector or segmentor')
-    ap.add_argument('checkpoint')
-    _common(ap)
-    args = ap.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+def test(config: str, model: str, work_dir: Optional[str] = None,
+         cfg_options: Optional[dict] = None, launcher: str = 'none', local_rank: int = 0,
+         device: str = 'cpu') -> int:
+    """Score ``model`` (a checkpoint, or an ``.onnx`` export run by ONNX Runtime on
+    ``device``) with the config's test set and evaluator; write ``test_metrics.json``."""
+    os.environ.setdefault('LOCAL_RANK', str(local_rank))
+    onnx = model.lower().endswith('.onnx')
     try:
-        check_checkpoint(args.checkpoint)
-    except (RuntimeError, FileNotFoundError) as e:
+        if onnx:
+            from coordatt_mm.deploy.runtime import OnnxModel
+            OnnxModel(model, device)  # readable, end-to-end, ours: or a one-line error
+        else:
+            check_checkpoint(model)
+    except (RuntimeError, FileNotFoundError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
-    cfg = load_config(args.config, args.work_dir, args.cfg_options, args.launcher)
-    cfg.load_from = args.checkpoint
+    cfg = load_config(config, work_dir, cfg_options, launcher)
+    if onnx:
+        from coordatt_mm.deploy.evaluation import use_onnx_model
+        use_onnx_model(cfg, model, device)
+    else:
+        cfg.load_from = model
     runner = build_runner(cfg)
     metrics = runner.test()
     if runner.rank == 0:
         out = osp.join(cfg.work_dir, 'test_metrics.json')
         with open(out, 'w') as f:
-            json.dump(dict(config=args.config, checkpoint=args.checkpoint,
+            json.dump(dict(config=config, checkpoint=model,
+                           backend='onnxruntime' if onnx else 'pytorch',
                            metrics={k: float(v) for k, v in metrics.items()}), f, indent=2)
         print(f'metrics written to {out}')
     return 0

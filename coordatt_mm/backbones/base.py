@@ -95,6 +95,14 @@ class MobileBackbone(BaseModule):
         return self
 
 
+def make_divisible(value: float, divisor: int, min_ratio: float = 0.9) -> int:
+    """``value`` rounded to the nearest multiple of ``divisor`` (at least ``divisor``), one
+    multiple more when rounding would lose more than ``1 - min_ratio`` of it: MobileNets'
+    width rule, the same numbers as mmdet's and torchvision's ``make_divisible``."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < min_ratio * value else rounded
+
+
 def conv_module_map(ours: str, theirs_conv: str, theirs_norm: str,
                     norm_name: str) -> Dict[str, str]:
     """The two entries of an mmcv ConvModule (conv, norm) in a module map."""

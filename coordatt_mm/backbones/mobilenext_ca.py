@@ -8,10 +8,14 @@ import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmcv.cnn import ConvModule
-from mmdet.models.utils import make_divisible
 from mmengine.model import BaseModule
 
-from coordatt_mm.backbones.base import MobileBackbone, conv_module_map, conv_then_attention
+from coordatt_mm.backbones.base import (
+    MobileBackbone,
+    conv_module_map,
+    conv_then_attention,
+    make_divisible,
+)
 from coordatt_mm.layers import build_attention
 from coordatt_mm.registry import register_model
 

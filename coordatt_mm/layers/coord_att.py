@@ -98,6 +98,9 @@ class CoordAtt(nn.Module):
         self.conv_w = nn.Conv2d(mip, channels, 1)
         self._eval_cache = self._prologue_cache = self._export_cache = None
 
+    # the ONNX export form for inputs of any height and width (set by the exporter)
+    export_dynamic = False
+
     def _fast_eval(self) -> bool:
         # through _modules: this runs on every call, and Module.__getattr__ is slow
         return (not self.training and not torch.is_grad_enabled()
@@ -227,9 +230,15 @@ class CoordAtt(nn.Module):
         kernels: pooling as AveragePool, the transforms as 1x1 convs with the bottleneck
         padded with zero channels to a multiple of 16 (its blocked convs need that), and each
         gate broadcast by a nearest Resize so that the products are same-shape Muls (a
-        broadcasting Mul would leave the blocked layout: two full-size reorders per layer)."""
-        n, c, h, w = (int(v) for v in x.shape)  # static shapes, as the export specialises
+        broadcasting Mul would leave the blocked layout: two full-size reorders per layer).
+        Those windows and scales are the input's size: with ``export_dynamic`` (graphs whose
+        height and width are inputs) the pooling is a mean and the products broadcast."""
         w1, b1, wh, bh, ww, bw = self._export_weights(weights)
+        if self.export_dynamic:
+            a_h = F.conv2d(self.act(F.conv2d(x.mean(3, keepdim=True), w1, b1)), wh, bh)
+            a_w = F.conv2d(self.act(F.conv2d(x.mean(2, keepdim=True), w1, b1)), ww, bw)
+            return x * a_w.sigmoid() * a_h.sigmoid()
+        n, c, h, w = (int(v) for v in x.shape)  # static shapes, as the export specialises
         y_h = self.act(F.conv2d(F.avg_pool2d(x, (1, w)), w1, b1))  # N,mip',H,1
         y_w = self.act(F.conv2d(F.avg_pool2d(x, (h, 1)), w1, b1))  # N,mip',1,W
         a_h = F.conv2d(y_h, wh, bh).sigmoid()

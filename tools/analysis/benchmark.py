@@ -3,7 +3,7 @@
 or ``--help``)."""
 import sys
 
-from coordatt_mm.analysis.benchmark import main
+from coordatt_cli.benchmark import main
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -7,13 +7,12 @@
 import argparse
 import sys
 
-from coordatt_mm.analysis.complexity import markdown
-
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--out', help='also write the table to this file')
     args = ap.parse_args(argv)
+    from coordatt_mm.analysis.complexity import markdown
     table = markdown()
     print(table)
     if args.out:
