@@ -4,13 +4,13 @@ import argparse
 import sys
 from typing import List, Optional
 
-SECTIONS = ('layer', 'eager', 'onnxruntime', 'training', 'compile')
+SECTIONS = ('layer', 'eager', 'onnxruntime', 'openvino', 'training', 'compile')
 
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         description='Side-by-side benchmarks, baseline vs Coordinate Attention, in one process')
-    ap.add_argument('--sections', default='layer,eager,onnxruntime,training',
+    ap.add_argument('--sections', default='layer,eager,onnxruntime,openvino,training',
                     help=f'comma-separated, from {", ".join(SECTIONS)}')
     ap.add_argument('--batch', default='1,8', help='eager batch sizes')
     ap.add_argument('--train-batch', type=int, default=8)
@@ -19,7 +19,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument('--warmup', type=int, default=5)
     ap.add_argument('--size', type=int, default=320)
     ap.add_argument('--device', default=None, help='cpu or cuda (default: cuda if available)')
-    ap.add_argument('--channels-last', action='store_true')
+    ap.add_argument('--channels-last', action='store_true',
+                    help='eager and training in channels-last only (eager runs NCHW and '
+                         'channels-last side by side otherwise)')
     ap.add_argument('--amp', action='store_true',
                     help='autocast: float16 on CUDA (with a gradient scaler), bfloat16 on CPU')
     ap.add_argument('--compile', action='store_true', help='torch.compile the eager models')

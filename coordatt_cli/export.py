@@ -27,6 +27,17 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument('--check-images', default=None,
                     help="images to check against PyTorch (default: the demo's held-out "
                          "images)")
+    ap.add_argument('--int8', default=None, metavar='CALIB_DIR',
+                    help='write a static INT8 (QDQ) model, calibrated on the images of this '
+                         'folder through the test pipeline (the float graph is checked first)')
+    ap.add_argument('--calib-images', type=int, default=64,
+                    help='how many of the calibration images (sorted) to use; default 64')
+    ap.add_argument('--ca-form', choices=('pool', 'product', 'broadcast'), default=None,
+                    help="CA's graph at a static input size: 'pool' (windowed average pools, "
+                         "gates resized to full size; fastest in ONNX Runtime FP32), 'product' "
+                         "(the two gates multiplied into one first; fastest in OpenVINO FP32) "
+                         "or 'broadcast' (means and broadcasting products; fastest in ONNX "
+                         "Runtime INT8). Default: broadcast with --int8, else pool")
     ap.add_argument('--opset', type=int, default=17)
     ap.add_argument('--cfg-options', nargs='+', metavar='KEY=VALUE',
                     help='override config entries first')
@@ -38,24 +49,32 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = ap.parse_args(argv)
     if args.raw and args.with_logits:
         ap.error('--with-logits applies to the end-to-end segmentation export, not --raw')
+    if args.raw and args.int8:
+        ap.error('--int8 quantises the end-to-end export, not --raw')
+    if args.calib_images < 1:
+        ap.error('--calib-images must be >= 1')
     error = missing([(args.config, 'config'), (args.checkpoint, 'checkpoint')])
     if error:
         return fail(error, 2)
-    images = None
-    if args.check_images:
-        import os.path as osp
-        if not osp.exists(args.check_images):
-            return fail(f'error: {args.check_images}: no such file or folder', 2)
+    import os.path as osp
+    for folder in (args.check_images, args.int8):
+        if folder and not osp.exists(folder):
+            return fail(f'error: {folder}: no such file or folder', 2)
+    from coordatt_mm.apis.images import list_inputs
     from coordatt_mm.deploy import ExportCheckFailed, UnsupportedForExport, export_checked
+    images = calib = None
     if args.check_images:
-        from coordatt_mm.apis.images import list_inputs
         images = list_inputs(args.check_images)[1]
         if not images:
             return fail(f'error: {args.check_images}: no image found', 2)
+    if args.int8:
+        calib = list_inputs(args.int8)[1][:args.calib_images]
+        if not calib:
+            return fail(f'error: {args.int8}: no image found', 2)
     try:
         info = export_checked(args.config, args.checkpoint, args.out, args.shape, args.raw,
                               args.with_logits, images, args.opset,
-                              cfg_options(args.cfg_options))
+                              cfg_options(args.cfg_options), calib, args.ca_form)
     except UnsupportedForExport as e:
         return fail(f'error: {args.config}: cannot export end to end: {e}', 1)
     except ExportCheckFailed as e:
@@ -76,6 +95,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     else:
         print(f'checked on a random input: max |torch - onnxruntime| = '
               f'{c["max_abs_diff"]:.2e}')
+    if 'int8' in info:
+        q, c = info['int8'], info['int8_check']
+        print(f'INT8 (QDQ, calibrated on {q["calibration_images"]} images; quantised: '
+              f'{", ".join(q["op_types"])}), {q["size_mb"]} MB')
+        if 'matched' in c:
+            print(f'INT8 against the float graph on {c["images"]} images: {c["matched"]} of '
+                  f'{c["float_detections"]} detections scoring >= 0.3 found, mean IoU '
+                  f'{c["mean_iou"]:.3f}, mean score difference {c["mean_score_diff"]:.3f}')
+        else:
+            print(f'INT8 against the float graph on {c["images"]} images: '
+                  f'{c["pixel_agreement"]:.2%} of the pixels with the same label')
     return 0
 
 

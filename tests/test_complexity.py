@@ -67,3 +67,23 @@ def test_benchmark_judges_targets_from_measured_ratios():
     assert '**met**' in lines[2] and '0.952x the images/s' in lines[2]
     assert '**missed** by 4.3%' in lines[3] and 'training step' in lines[3]
     assert '**met**' in lines[4] and 'peak memory' in lines[4]
+
+
+def test_benchmark_judges_deployed_targets_against_their_own_rows():
+    """FP32 with CA against plain FP32, INT8 with CA against INT8 plain and against FP32 with
+    CA: each ratio from the rows of the same rounds."""
+    from coordatt_mm.analysis.benchmark import Report
+    rep = Report()
+    rounds = [1.0, 1.1, 0.9]  # machine drift shared by the rows of a round
+    times = {'MobileNetV2': [10 * d for d in rounds],
+             'MobileNetV2 + CA': [12 * d for d in rounds],  # 1.2x: next step met, goal missed
+             'MobileNetV2 INT8': [7 * d for d in rounds],
+             'MobileNetV2 + CA INT8': [9.1 * d for d in rounds]}  # 1.3x INT8 plain, 0.758x FP32
+    rep.table('onnxruntime', 'ONNX Runtime, backbone, 320²', 'MobileNetV2', times)
+    rep.verdicts('onnxruntime')
+    lines = [line for line in rep.lines if line.startswith('- ')]
+    assert len(lines) == 4, lines
+    assert '1.25x plain' in lines[0] and '**met**' in lines[0] and 'ratio 1.200' in lines[0]
+    assert '1.10x plain' in lines[1] and '**missed** by 9.1%' in lines[1]
+    assert 'INT8 plain' in lines[2] and '**missed** by 4.0%' in lines[2]
+    assert '0.6x FP32' in lines[3] and 'ratio 0.758' in lines[3] and '**missed**' in lines[3]

@@ -1,7 +1,11 @@
 """The fused CPU kernels of CoordAtt (coordatt_mm.ops): equal to the PyTorch form and to an
-independent reference in eval and training, forward and backward, on both kernel builds;
+independent reference in eval and training, forward and backward, on every kernel build the
+CPU runs (default, AVX2, AVX-512);
 the fallback when the operator is absent or the input is elsewhere."""
 import copy
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -18,7 +22,20 @@ pytestmark = pytest.mark.skipif(not ops.fused_available(),
 SHAPES = [(1, 96, 40, 40), (2, 144, 7, 13), (1, 32, 1, 17), (3, 64, 9, 1), (1, 960, 10, 10),
           (2, 8, 1, 1), (2, 40, 20, 33)]
 FORMATS = [torch.contiguous_format, torch.channels_last]
-CAPABILITIES = ['default'] + (['avx2'] if fused._ext.capability() == 'avx2' else [])
+def cpu_capabilities():
+    """The kernel builds this CPU can run ('default', and 'avx2' / 'avx512' where it has them)."""
+    found, previous = [], fused._ext.capability()
+    for cap in ('default', 'avx2', 'avx512'):
+        try:
+            fused._ext.set_capability(cap)
+            found.append(cap)
+        except RuntimeError:
+            pass
+    fused._ext.set_capability(previous)
+    return found
+
+
+CAPABILITIES = cpu_capabilities() if ops.fused_available() else ['default']
 
 
 class Spy:
@@ -184,6 +201,7 @@ def test_training_keeps_no_x_times_a_w():
 def test_kernel_builds_agree():
     if len(CAPABILITIES) < 2:
         pytest.skip('this CPU has only the default kernels')
+    assert fused._ext.capability() == CAPABILITIES[-1]  # the widest, by default
     m = randomised(CoordAtt(144)).eval()
     x = torch.randn(2, 144, 21, 17)
     outs = []
@@ -320,3 +338,24 @@ def aten_copy(model):
         if isinstance(m, CoordAtt):
             m.use_ops = False
     return model
+
+
+def test_the_widest_kernels_the_cpu_has_and_a_clear_error_beyond():
+    """AVX-512 where the CPU has it, else AVX2, else the default build; asking for kernels
+    the CPU lacks is refused with a message that says so; COORDATT_KERNELS asks for less."""
+    flags = open('/proc/cpuinfo').read() if sys.platform == 'linux' else ''
+    want = ('avx512' if all(f in flags for f in ('avx512f', 'avx512bw', 'avx512vl',
+                                                  'avx512dq'))
+            else 'avx2' if 'avx2' in flags and 'fma' in flags else 'default')
+    assert fused._ext.capability() == want
+    for cap in ('avx2', 'avx512'):
+        if cap not in CAPABILITIES:
+            with pytest.raises(RuntimeError, match=f'no {cap} kernels'):
+                fused._ext.set_capability(cap)
+    with pytest.raises(RuntimeError, match="expected 'default', 'avx2' or 'avx512'"):
+        fused._ext.set_capability('sse9')
+    code = 'from coordatt_mm.ops import coord_att as f; print(f._ext.capability())'
+    for asked, expected in (('default', 'default'), ('avx9', want)):
+        r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                           env=dict(os.environ, COORDATT_KERNELS=asked))
+        assert r.stdout.strip().splitlines()[-1] == expected, r.stderr[-500:]

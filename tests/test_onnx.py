@@ -85,3 +85,32 @@ def test_exported_ca_stays_in_onnxruntime_blocked_layout(tmp_path):
             assert abs(got - ref).max() <= 1e-4
     for reorder in ('ReorderInput', 'ReorderOutput'):
         assert counts['ca'].get(reorder, 0) == counts['plain'].get(reorder, 0), counts
+
+
+@pytest.mark.parametrize('form', ['pool', 'product', 'broadcast'])
+def test_every_ca_export_form_equals_pytorch(tmp_path, form):
+    """--ca-form: each of CA's graph forms computes the network's output (non-square input,
+    so that a height/width mix-up shows), with the operators that make it that form."""
+    import onnx
+
+    from coordatt_mm import MobileNetV2CA
+    from coordatt_mm.deploy import export_network, ort_session
+    torch.manual_seed(0)
+    net = MobileNetV2CA(out_indices=(7,)).eval()
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_var.uniform_(0.5, 1.5)
+            m.running_mean.uniform_(-0.1, 0.1)
+    path = tmp_path / f'{form}.onnx'
+    export_network(net, str(path), (96, 64), ['out'], ca_form=form)
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node if '/attention/' in n.name}
+    expected = {'pool': {'AveragePool', 'Resize'}, 'product': {'AveragePool'},
+                'broadcast': {'ReduceMean'}}[form]
+    assert expected <= ops and ('Resize' in ops) == (form == 'pool'), ops
+    x = torch.randn(1, 3, 96, 64)
+    with torch.no_grad():
+        ref = net(x)[0].numpy()
+    got = ort_session(str(path)).run(None, {'input': x.numpy()})[0]
+    assert abs(got - ref).max() <= 1e-4 * max(1.0, abs(ref).max())
+    with pytest.raises(ValueError, match="CA export form 'nope'"):
+        export_network(net, str(tmp_path / 'x.onnx'), (96, 64), ['out'], ca_form='nope')

@@ -1,27 +1,31 @@
 """Side-by-side benchmarks, baseline vs Coordinate Attention, in one process
 (``tools/analysis/benchmark.py``).
 
-    python tools/analysis/benchmark.py [--sections layer,eager,onnxruntime,training,compile]
+    python tools/analysis/benchmark.py
+        [--sections layer,eager,onnxruntime,openvino,training,compile]
         [--batch 1,8] [--train-batch 8] [--threads 2] [--repeats 30] [--warmup 5] [--size 320]
         [--device cpu|cuda] [--channels-last] [--amp] [--compile] [--out FILE.md]
 
 Every comparison runs its models interleaved (A, B, C, A, B, C, ...) after a warm-up, so that
 the ratios of one table share the machine's state; CUDA timings are synchronised.
-``--channels-last`` converts models and inputs to that memory format, ``--amp`` runs the eager
-and training sections under autocast (float16 with a gradient scaler on CUDA, bfloat16 on the
-CPU), as ``--amp`` training does. Sections:
+``--amp`` runs the eager and training sections under autocast (float16 with a gradient scaler
+on CUDA, bfloat16 on the CPU), as ``--amp`` training does. Sections:
 
-- eager: eval latency at each ``--batch``, ``torch.inference_mode``: the backbone (MobileNetV2,
-  stem to the 1280 conv: plain; with our CA, which takes the fused CPU kernels where they
-  apply; with our CA on PyTorch ops only; with the released CA forward), SSDLite320 (mmdet's
+- eager: eval latency at each ``--batch``, ``torch.inference_mode``, in NCHW and in
+  channels-last (only the latter with ``--channels-last``): the backbone (MobileNetV2, stem to
+  the 1280 conv: plain; with our CA on the widest fused CPU kernels the CPU runs, and on each
+  other build of them; on PyTorch ops only; in the released CA forward), SSDLite320 (mmdet's
   own config vs ours with CA, to raw head outputs) and DeepLabV3 OS16 (to logits);
-- onnxruntime: the same three pairs exported as ``tools/deploy/export_onnx.py`` exports them,
-  run by ONNX Runtime's CPU execution provider (``--threads`` intra-op threads that do not
-  spin), batch 1; then ONNX Runtime's own profile of the two backbones (share of kernel time
-  per operator type, after its graph optimisations);
+- onnxruntime, openvino: the backbone, SSDLite320 end to end (boxes after NMS) and DeepLabV3
+  end to end (label maps), plain and with CA, exported as ``tools/deploy/export_onnx.py``
+  exports them, in FP32 and in INT8 (its ``--int8`` quantisation, calibrated on random inputs),
+  batch 1, on ONNX Runtime's CPU execution provider (``--threads`` intra-op threads that do not
+  spin) and on OpenVINO's CPU plugin where ``openvino`` is installed; then ONNX Runtime's own
+  profile of the backbones (share of kernel time per operator type, after its graph
+  optimisations);
 - training: forward + backward + SGD step of the backbone at ``--train-batch``, step time and
   the step's peak memory (CPU: the allocations the torch profiler records; CUDA:
-  ``max_memory_allocated``);
+  ``max_memory_allocated``), in channels-last with ``--channels-last``;
 - layer: the 16 CA layers of MobileNetV2 at ``--size``, each on its own input, batch 1: ours
   (fused / PyTorch ops) vs the released forward vs timm's ``CoordAttn`` when timm is installed;
 - compile (not in the default run: compilation takes minutes): whether ``torch.compile`` pays
@@ -55,8 +59,9 @@ OURS, OURS_ATEN = 'MobileNetV2 + CA (ours)', 'MobileNetV2 + CA (ours, PyTorch op
 SSD_MM, SSD_OURS = "mmdet's SSDLite-MobileNetV2", 'SSDLite-MobileNetV2 + CA (ours)'
 DL_PLAIN, DL_CA = list(DEEPLAB)
 
-# (section, comparison title prefix, model, bound on its ratio to the baseline, target text).
-# Ratios are of latency or memory, so ">= 0.95x the images/s" is a latency bound of 1/0.95.
+# (section, comparison title prefix, model, bound on its ratio, target text[, versus]): the
+# ratio is of the model's latency (or memory) to the comparison's baseline, or to ``versus``.
+# ">= 0.95x the images/s" is a latency bound of 1/0.95.
 TARGETS = [
     ('layer', 'CA layer', 'CoordAtt (ours)', 1 / 1.3,
      'CA layer >= 1.3x faster than the released forward'),
@@ -64,16 +69,29 @@ TARGETS = [
     ('eager', 'SSDLite320', SSD_OURS, 1 / 0.95,
      "SSDLite-MobileNetV2-CA >= 0.95x the images/s of mmdet's SSDLite-MobileNetV2"),
     ('eager', 'DeepLabV3', DL_CA, 1.10, 'DeepLabV3 + CA <= 1.10x the plain latency'),
-    ('onnxruntime', 'ONNX Runtime, backbone', 'MobileNetV2 + CA', 1.10,
-     'ONNX Runtime: backbone with CA <= 1.10x the plain one'),
-    ('onnxruntime', 'ONNX Runtime, SSDLite320', SSD_OURS, 1.10,
-     "ONNX Runtime: SSDLite-MobileNetV2-CA <= 1.10x mmdet's SSDLite-MobileNetV2"),
-    ('onnxruntime', 'ONNX Runtime, DeepLabV3', DL_CA, 1.10,
-     'ONNX Runtime: DeepLabV3 + CA <= 1.10x the plain one'),
     ('training', 'training step', OURS, 1.15, 'training step with CA <= 1.15x the plain one'),
     ('training', 'training peak memory', OURS, 1.10,
      'training peak memory with CA <= 1.10x the plain one'),
 ]
+# the deployed pairs: (title, plain, with CA)
+DEPLOYED = [('backbone', 'MobileNetV2', 'MobileNetV2 + CA'),
+            ('SSDLite320 end to end', SSD_MM, SSD_OURS),
+            ('DeepLabV3 end to end', DL_PLAIN, DL_CA)]
+INT8 = ' INT8'
+for _runtime in ('ONNX Runtime', 'OpenVINO'):
+    _sec = _runtime.lower().replace(' ', '')
+    for _title, _plain, _ca in DEPLOYED:
+        _what = f'{_runtime}: {_title.split(" end")[0]}'
+        TARGETS += [
+            (_sec, f'{_runtime}, {_title}', _ca, 1.25, f'{_what} FP32 with CA <= 1.25x plain '
+             '(next step)'),
+            (_sec, f'{_runtime}, {_title}', _ca, 1.10, f'{_what} FP32 with CA <= 1.10x plain '
+             '(goal)'),
+            (_sec, f'{_runtime}, {_title}', _ca + INT8, 1.25,
+             f'{_what} INT8 with CA <= 1.25x INT8 plain', _plain + INT8)]
+        if not _title.startswith('DeepLabV3'):
+            TARGETS.append((_sec, f'{_runtime}, {_title}', _ca + INT8, 0.6,
+                            f'{_what} with CA, INT8 <= 0.6x FP32', _ca))
 
 
 class ReleasedFormCoordAtt(nn.Module):
@@ -227,21 +245,28 @@ def backbones():
             _initialised(MobileNetV2CA(out_indices=(7,))))
 
 
-def dense_pairs():
-    """(title, {name: network}, baseline) for SSDLite and DeepLabV3."""
+def dense_models():
+    """(title, {name: (cfg, model)}, baseline) for SSDLite and DeepLabV3, initialised."""
     import mmdet
     mm_cfg = osp.join(osp.dirname(mmdet.__file__),
                       '.mim/configs/ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py')
     torch.manual_seed(0)
-    ssd = {SSD_MM: DetectorHeads(build_model(mm_cfg, init=True)[1]),
-           SSD_OURS: DetectorHeads(build_model(osp.join(REPO, SSDLITE_CA), init=True)[1])}
-    seg = {k: SegmentorLogits(build_model(osp.join(REPO, 'configs/deeplabv3', v), init=True)[1])
+    ssd = {SSD_MM: build_model(mm_cfg, init=True),
+           SSD_OURS: build_model(osp.join(REPO, SSDLITE_CA), init=True)}
+    seg = {k: build_model(osp.join(REPO, 'configs/deeplabv3', v), init=True)
            for k, v in DEEPLAB.items()}
     for nets in (ssd, seg):
-        for n in nets.values():
+        for _, n in nets.values():
             _with_bn_statistics(n)
-    return [('SSDLite320 to raw head outputs', ssd, SSD_MM),
-            ('DeepLabV3 to logits', seg, DL_PLAIN)]
+    return [('SSDLite320', ssd, SSD_MM), ('DeepLabV3', seg, DL_PLAIN)]
+
+
+def dense_pairs():
+    """(title, {name: network to raw outputs}, baseline) for SSDLite and DeepLabV3."""
+    (ssd_t, ssd, ssd_b), (seg_t, seg, seg_b) = dense_models()
+    return [(f'{ssd_t} to raw head outputs', {k: DetectorHeads(m) for k, (_, m) in ssd.items()},
+             ssd_b),
+            (f'{seg_t} to logits', {k: SegmentorLogits(m) for k, (_, m) in seg.items()}, seg_b)]
 
 
 # ---- tables ----
@@ -252,15 +277,17 @@ class Report:
     def __init__(self):
         self.lines: List[str] = []
         self.ratios: Dict[Tuple[str, str, str], float] = {}
+        self.times: Dict[Tuple[str, str], Tuple[str, Dict[str, List[float]]]] = {}
 
     def table(self, section: str, title: str, base: str, times: Dict[str, List[float]],
               images: int = 1) -> None:
         """Rows of median times; a model's ratio is the median over the interleaved rounds of
         its time over the baseline's in the same round, which cancels the machine's drift."""
         med = {k: statistics.median(v) for k, v in times.items()}
+        self.times[section, title] = (base, times)
         for name, t in times.items():
             q = statistics.quantiles(t, n=4) if len(t) > 1 else (t[0], t[0], t[0])
-            r = statistics.median(a / b for a, b in zip(t, times[base]))
+            r = round_ratio(t, times[base])
             self.ratios[section, title, name] = r
             self.lines.append(f'| {title} | {name} | {med[name] * 1e3:.2f} | '
                               f'{q[0] * 1e3:.2f}–{q[2] * 1e3:.2f} | '
@@ -272,14 +299,25 @@ class Report:
 
     def verdicts(self, section: str) -> None:
         got = []
-        for sec, prefix, model, bound, text in TARGETS:
+        for sec, prefix, model, bound, text, *versus in TARGETS:
             if sec != section:
                 continue
-            for (s, title, name), r in self.ratios.items():
-                if s == sec and title.startswith(prefix) and name == model:
+            for (s, title), (base, times) in self.times.items():
+                other = versus[0] if versus else base
+                if s == sec and title.startswith(prefix) and model in times and other in times:
+                    got.append(verdict(title, text, round_ratio(times[model], times[other]),
+                                       bound))
+            for (s, title, name), r in self.ratios.items():  # tables without times
+                if (s == sec and title.startswith(prefix) and name == model and not versus
+                        and (s, title) not in self.times):
                     got.append(verdict(title, text, r, bound))
         if got:
             self.lines += ['', 'Targets:'] + got
+
+
+def round_ratio(a: List[float], b: List[float]) -> float:
+    """The median over interleaved rounds of a's time over b's in the same round."""
+    return statistics.median(x / y for x, y in zip(a, b))
 
 
 def verdict(title: str, text: str, r: float, bound: float) -> str:
@@ -298,71 +336,173 @@ TIMES = ('| comparison | model | median ms | IQR ms | images/s | ratio to baseli
          'rounds) |')
 
 
+class WithKernels(nn.Module):
+    """``model`` run with the fused kernels of another build (AVX2, AVX-512, default)."""
+
+    def __init__(self, model: nn.Module, build: str) -> None:
+        super().__init__()
+        self.model, self.build = model, build
+
+    def forward(self, x):
+        with ops.using_kernels(self.build):
+            return self.model(x)
+
+
+def memory_formats(args) -> List[str]:
+    """Eager runs both layouts side by side unless ``--channels-last`` asks for that one."""
+    return ['channels-last'] if args.channels_last else ['NCHW', 'channels-last']
+
+
 def eager_section(rep: Report, args, device) -> None:
     plain, ca = backbones()
-    rep.start('Eager PyTorch, eval' + (', channels-last' if args.channels_last else '')
-              + (f', autocast {amp_dtype(device)}' if args.amp else '')
-              + (', torch.compile' if args.compile else ''), TIMES)
+    builds = ops.kernel_builds() if device.type == 'cpu' else []
     notes, pairs = [], dense_pairs()
-    for batch in args.batch:
-        x = torch.randn(batch, 3, args.size, args.size, device=device)
-        if args.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        comparisons = [(f'backbone, stem to 1280 conv, batch {batch}, {args.size}²',
-                        {'MobileNetV2': plain, OURS: ca, OURS_ATEN: aten_only(ca),
-                         'MobileNetV2 + CA (released form)': released_form(ca)}, 'MobileNetV2')]
-        comparisons += [(f'{t}, batch {batch}, {args.size}²', nets, base)
-                        for t, nets, base in pairs]
-        for title, nets, base in comparisons:
-            models = {k: prepare(v, device, args.channels_last, args.compile)
-                      for k, v in nets.items()}
-            with torch.inference_mode(), autocast(args, device):
-                fns, failed = runnable({k: (lambda m=m: m(x)) for k, m in models.items()})
-                notes += [f'- {title}: {n}' for n in failed]
-                if base in fns:
-                    rep.table('eager', title, base,
-                              time_interleaved(fns, device, args.repeats, args.warmup), batch)
+    for fmt in memory_formats(args):
+        last = fmt == 'channels-last'
+        rep.start(f'Eager PyTorch, eval, {fmt}'
+                  + (f', autocast {amp_dtype(device)}' if args.amp else '')
+                  + (', torch.compile' if args.compile else ''), TIMES)
+        for batch in args.batch:
+            x = torch.randn(batch, 3, args.size, args.size, device=device)
+            if last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            backbone = {'MobileNetV2': plain, OURS: ca}
+            # the other kernel builds this CPU runs (the default row uses the widest)
+            backbone.update({f'MobileNetV2 + CA (ours, {b} kernels)': WithKernels(ca, b)
+                             for b in builds[:-1]})
+            backbone.update({OURS_ATEN: aten_only(ca),
+                             'MobileNetV2 + CA (released form)': released_form(ca)})
+            comparisons = [(f'backbone, stem to 1280 conv, batch {batch}, {args.size}², {fmt}',
+                            backbone, 'MobileNetV2')]
+            comparisons += [(f'{t}, batch {batch}, {args.size}², {fmt}', nets, base)
+                            for t, nets, base in pairs]
+            for title, nets, base in comparisons:
+                models = {k: prepare(v, device, last, args.compile) for k, v in nets.items()}
+                with torch.inference_mode(), autocast(args, device):
+                    fns, failed = runnable({k: (lambda m=m: m(x)) for k, m in models.items()})
+                    notes += [f'- {title}: {n}' for n in failed]
+                    if base in fns:
+                        rep.table('eager', title, base,
+                                  time_interleaved(fns, device, args.repeats, args.warmup), batch)
     rep.lines += ([''] + notes) if notes else []
     rep.verdicts('eager')
 
 
-def onnxruntime_section(rep: Report, args) -> None:
-    import numpy as np
+class DeployedModels:
+    """The deployed pairs exported once for every runtime section, as
+    ``tools/deploy/export_onnx.py`` exports them (segmentation is dynamic, so its CA always
+    broadcasts): FP32 and INT8 (``--int8``'s quantisation, calibrated on random inputs of the
+    benchmark's kind) in each CA form a runtime runs fastest: {(title, name, precision,
+    form): file}; plain networks have one file per precision, under every form."""
 
-    from coordatt_mm.deploy import export_network, ort_kernel_shares, ort_session
-    plain, ca = backbones()
-    pairs = [('ONNX Runtime, backbone', {'MobileNetV2': plain, 'MobileNetV2 + CA': ca},
-              'MobileNetV2')]
-    pairs += [(f'ONNX Runtime, {t.split(" to ")[0]}', nets, base)
-              for t, nets, base in dense_pairs()]
-    x = np.random.default_rng(0).standard_normal((1, 3, args.size, args.size), np.float32)
-    rep.start(f'ONNX Runtime, CPU execution provider, {args.threads} intra-op threads without '
-              f'spinning, batch 1, {args.size}²', TIMES)
-    files = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for title, nets, base in pairs:
-            sessions = {}
-            for name, net in nets.items():
-                path = osp.join(tmp, f'{len(files)}.onnx')
-                with torch.no_grad():
-                    out = net.eval()(torch.randn(1, 3, args.size, args.size))
-                n_out = len(out) if isinstance(out, (tuple, list)) else 1
-                export_network(net, path, (args.size, args.size), [f'out{i}' for i in range(n_out)])
-                files[title, name] = path
-                sessions[name] = ort_session(path, args.threads)
-            fns = {k: (lambda s=s: s.run(None, {'input': x})) for k, s in sessions.items()}
-            rep.table('onnxruntime', f'{title}, {args.size}²', base,
-                      time_interleaved(fns, torch.device('cpu'), args.repeats, args.warmup))
-        rep.verdicts('onnxruntime')
-        shares = {k: ort_kernel_shares(files['ONNX Runtime, backbone', k], x,
-                                       threads=args.threads)
-                  for k in ('MobileNetV2', 'MobileNetV2 + CA')}
-    names = sorted(set(shares['MobileNetV2 + CA']) | set(shares['MobileNetV2']),
-                   key=lambda k: -shares['MobileNetV2 + CA'].get(k, 0))
-    rep.start("ONNX Runtime's profile of the backbones (share of kernel time)",
-              '| operator | MobileNetV2 | MobileNetV2 + CA |')
-    rep.lines += [f'| {k} | {shares["MobileNetV2"].get(k, 0):.1%} | '
-                  f'{shares["MobileNetV2 + CA"].get(k, 0):.1%} |' for k in names]
+    FORMS = {'fp32': ('pool', 'product'), 'int8': ('pool', 'broadcast')}
+
+    def __init__(self, args) -> None:
+        import numpy as np
+
+        from coordatt_mm.deploy import export_model, export_network
+        from coordatt_mm.deploy.quantize import ArrayCalibration, quantize_int8
+        self._tmp = tempfile.TemporaryDirectory()
+        self.files: Dict[Tuple[str, str, str, str], str] = {}
+        self.inputs: Dict[str, 'np.ndarray'] = {}
+        rng = np.random.default_rng(0)
+        hw = (args.size, args.size)
+        plain, ca = backbones()
+        models = {'backbone': {'MobileNetV2': (None, plain), 'MobileNetV2 + CA': (None, ca)}}
+        (_, ssd, _), (_, seg, _) = dense_models()
+        models['SSDLite320 end to end'], models['DeepLabV3 end to end'] = ssd, seg
+        forms = sorted(set(sum(self.FORMS.values(), ())))
+        for title, nets in models.items():
+            raw = title == 'backbone'
+            # the backbone takes normalised inputs, the end-to-end graphs pixels
+            make = ((lambda: rng.standard_normal((1, 3, *hw), np.float32)) if raw else
+                    (lambda: rng.uniform(0, 255, (1, 3, *hw)).astype(np.float32)))
+            self.inputs[title] = make()
+            calibration = [make() for _ in range(4)]
+            for name, (cfg, net) in nets.items():
+                has_ca = any(isinstance(m, CoordAtt) for m in net.modules())
+                for form in (forms if has_ca else ['pool']):
+                    path = osp.join(self._tmp.name, f'{len(self.files)}_{form}.onnx')
+                    with torch.no_grad(), quiet_logs():
+                        if raw:
+                            export_network(net.eval(), path, hw, ['out'], ca_form=form)
+                        else:
+                            export_model(cfg, net.eval(), path, hw, ca_form=form)
+                    q = path[:-5] + '_int8.onnx'
+                    if not has_ca or form in self.FORMS['int8']:
+                        quantize_int8(path, q, ArrayCalibration('input', calibration))
+                    for f in (forms if not has_ca else [form]):
+                        self.files[title, name, 'fp32', f] = path
+                        self.files[title, name, 'int8', f] = q
+
+
+def deployed_models(args) -> DeployedModels:
+    if getattr(args, '_deployed', None) is None:
+        args._deployed = DeployedModels(args)
+    return args._deployed
+
+
+def _ort_runner(path: str, threads: int):
+    from coordatt_mm.deploy import ort_session
+    sess = ort_session(path, threads)
+    return lambda x: sess.run(None, {'input': x})
+
+
+def _openvino_runner(path: str, threads: int):
+    import openvino as ov
+    compiled = ov.Core().compile_model(path, 'CPU', {'INFERENCE_NUM_THREADS': threads,
+                                                     'NUM_STREAMS': 1,
+                                                     'PERFORMANCE_HINT': 'LATENCY'})
+    request = compiled.create_infer_request()
+    return lambda x: request.infer({0: x})
+
+
+# per runtime: its name, how a file runs, and CA's form in its FP32 and INT8 rows (the
+# fastest measured there: docs/performance.md, deployed speed)
+RUNTIMES = {'onnxruntime': ('ONNX Runtime', _ort_runner, 'pool', 'broadcast'),
+            'openvino': ('OpenVINO', _openvino_runner, 'product', 'pool')}
+
+
+def deployed_section(rep: Report, args, runtime: str) -> None:
+    name, runner, fp32_form, int8_form = RUNTIMES[runtime]
+    if runtime == 'openvino':
+        try:
+            import openvino as ov
+        except ImportError:
+            rep.lines += ['', f'**{name}**: not installed (`pip install openvino`), not measured.']
+            return
+        where = (f'OpenVINO {ov.__version__} CPU plugin, {args.threads} inference threads, '
+                 'latency hint, one stream')
+    else:
+        import onnxruntime as ort
+        where = (f'ONNX Runtime {ort.__version__}, CPU execution provider, {args.threads} '
+                 'intra-op threads without spinning')
+    deployed = deployed_models(args)
+    rep.start(f'{name}: FP32 and INT8, plain vs CA, batch 1, {args.size}² ({where}; CA in its '
+              f'{fp32_form} form in FP32, {int8_form} form in INT8)', TIMES)
+    for title, plain, ca in DEPLOYED:
+        x = deployed.inputs[title]
+        rows = {plain: (plain, 'fp32', fp32_form), ca: (ca, 'fp32', fp32_form),
+                plain + INT8: (plain, 'int8', int8_form), ca + INT8: (ca, 'int8', int8_form)}
+        fns = {row: (lambda f=runner(deployed.files[(title, *key)], args.threads): f(x))
+               for row, key in rows.items()}
+        rep.table(runtime, f'{name}, {title}, {args.size}²', plain,
+                  time_interleaved(fns, torch.device('cpu'), args.repeats, args.warmup))
+    rep.verdicts(runtime)
+    if runtime == 'onnxruntime':
+        from coordatt_mm.deploy import ort_kernel_shares
+        x = deployed.inputs['backbone']
+        cols = [(m, p, f) for p, f in (('fp32', fp32_form), ('int8', int8_form))
+                for m in ('MobileNetV2', 'MobileNetV2 + CA')]
+        shares = [ort_kernel_shares(deployed.files[('backbone', *c)], x, threads=args.threads)
+                  for c in cols]
+        names = sorted(set().union(*shares), key=lambda k: -(shares[1].get(k, 0)
+                                                              + shares[3].get(k, 0)))
+        rep.start("ONNX Runtime's profile of the backbones (share of kernel time)",
+                  '| operator | MobileNetV2 | MobileNetV2 + CA | MobileNetV2 INT8 | '
+                  'MobileNetV2 + CA INT8 |')
+        rep.lines += [f'| {k} | ' + ' | '.join(f'{sh.get(k, 0):.1%}' for sh in shares) + ' |'
+                      for k in names if max(sh.get(k, 0) for sh in shares) >= 0.005]
 
 
 def peak_memory(step: Callable, device) -> int:
@@ -496,7 +636,9 @@ def compile_section(rep: Report, args, device) -> None:
     rep.lines += [''] + verdicts
 
 
-SECTIONS = {'layer': layer_section, 'eager': eager_section, 'onnxruntime': onnxruntime_section,
+SECTIONS = {'layer': layer_section, 'eager': eager_section,
+            'onnxruntime': lambda rep, args, device: deployed_section(rep, args, 'onnxruntime'),
+            'openvino': lambda rep, args, device: deployed_section(rep, args, 'openvino'),
             'training': training_section, 'compile': compile_section}
 
 
@@ -518,11 +660,8 @@ def run(args) -> int:
         f'{torch.get_num_threads()}, fused CA kernels {ops.fused_status()}, {args.size}², '
         f'{args.repeats} interleaved runs after {args.warmup} warm-up, denormals flushed, '
         f'initialised weights')
-    for name in sections:
-        if name == 'onnxruntime':
-            onnxruntime_section(rep, args)  # the CPU provider, whatever --device says
-        else:
-            SECTIONS[name](rep, args, device)
+    for name in sections:  # the deployed runtimes run on the CPU, whatever --device says
+        SECTIONS[name](rep, args, device)
     text = '\n'.join(rep.lines)
     print(text)
     if args.out:

@@ -18,8 +18,7 @@ from coordatt_mm.analysis.model_index import config_facts, metafiles
 
 METRIC_KEYS = {'det': ('coco/bbox_mAP', 'pascal_voc/mAP'), 'seg': ('mIoU',)}
 DOCS = osp.join(REPO, 'docs')
-BENCHMARKS = [('', 'benchmark.md'), ('--sections layer,eager --batch 1 --channels-last',
-                                     'benchmark_channels-last.md')]
+BENCHMARKS = [('', 'benchmark.md')]
 
 
 def _measured(row: dict) -> str:

@@ -214,8 +214,8 @@ def check_nccl_syncbn(out_dir: str) -> str:
 def check_benchmark(out_dir: str, device: str = 'cuda',
                     sizes: Tuple[str, ...] = ('--batch', '1,32', '--train-batch', '32',
                                               '--repeats', '20')) -> str:
-    """The benchmark's eager and training sections on ``device``, NCHW float32 and
-    channels-last AMP; CA-vs-plain ratios in one line."""
+    """The benchmark's eager and training sections on ``device``: float32 (eager NCHW and
+    channels-last) and channels-last AMP; CA-vs-plain ratios in one line."""
     figures = []
     for extra, name in (([], f'benchmark-{device}.md'),
                         (['--channels-last', '--amp'], f'benchmark-{device}-cl-amp.md')):
@@ -226,12 +226,13 @@ def check_benchmark(out_dir: str, device: str = 'cuda',
         if code != 0:
             raise Failed(f'benchmark {" ".join(extra)} failed: {_tail(out)}')
         text = open(path).read()
-        ratios = re.findall(r'\| (backbone, stem to 1280 conv, batch \d+)[^|]*\| '
-                            r'MobileNetV2 \+ CA \(ours\) \|[^\n]*\| ([0-9.]+)× \|', text)
+        ratios = re.findall(r'\| backbone, stem to 1280 conv, (batch \d+), [^|]*?'
+                            r'(NCHW|channels-last) \| MobileNetV2 \+ CA \(ours\) \|[^\n]*\| '
+                            r'([0-9.]+)× \|', text)
         step = re.search(r'\| training step[^|]*\| MobileNetV2 \+ CA \(ours\) \| ([0-9.]+) \| '
                          r'([0-9.]+) \| ([0-9.]+)× \| ([0-9.]+)× \|', text)
-        label = 'NCHW fp32' if not extra else 'channels-last AMP'
-        part = ', '.join(f'{t.split(", ")[-1]} {r}×' for t, r in ratios)
+        label = 'fp32' if not extra else 'AMP'
+        part = ', '.join(f'{b} {fmt} {r}×' for b, fmt, r in ratios)
         if step:
             part += (f', train step {step.group(1)} ms ({step.group(3)}×), peak '
                      f'{step.group(2)} MiB ({step.group(4)}×)')

@@ -124,7 +124,9 @@ def conv_then_attention(conv: ConvModule, attention: Optional[nn.Module], x: tor
     if attention is None:
         out = conv(x)
         return out if then is None else then(out)
-    if hooked(conv, attention, then):
+    if hooked(conv, attention, then) or torch.jit.is_tracing():
+        # hooks see every module called; a traced graph (ONNX export) names CA's nodes after
+        # the layer (its own export form, see CoordAtt._forward_export)
         out = attention(conv(x))
         return out if then is None else then(out)
     if (then is not None and torch.is_grad_enabled() and hasattr(attention, 'forward_then_conv')

@@ -169,3 +169,61 @@ def raw_outputs(cfg, model, onnx_file: str, input_hw, seed: int = 0) -> Dict[str
         raise ExportCheckFailed(f'max |torch - onnxruntime| = {diff:.2e} on outputs of scale '
                                 f'{scale:.1f} (tolerance {RAW_TOL:.0e} of it)')
     return dict(max_abs_diff=diff)
+
+
+# INT8 against its float graph: quantisation moves scores and boxes a little, so the rules
+# are an agreement floor that a broken quantisation (a wrong range, a bad calibration set)
+# falls far below; the accuracy itself is measured with tools/test.py
+INT8_SHOWN_SCORE, INT8_IOU, INT8_MATCHED, INT8_PIXELS = 0.3, 0.5, 0.75, 0.95
+
+
+def int8_against_float(cfg, int8_file: str, float_file: str,
+                       images: Optional[List[str]] = None) -> dict:
+    """Detection: the share of the float model's detections scoring >= 0.3 that the INT8
+    model finds (same label, IoU >= 0.5), their mean IoU and score difference; segmentation:
+    the share of pixels with the same label. Raises :class:`ExportCheckFailed` below
+    ``INT8_MATCHED`` / ``INT8_PIXELS``."""
+    from coordatt_mm.apis.images import read_image
+    from coordatt_mm.apis.pipeline import TestPipeline, rgb_input
+    from coordatt_mm.deploy.runtime import OnnxModel, detections
+    q, f = OnnxModel(int8_file), OnnxModel(float_file)
+    images = images if images is not None else default_images(f.task)
+    pipeline = TestPipeline(cfg)
+    shown = matched = 0
+    ious, dscores, agree, pixels = [], [], 0, 0
+    for path in images:
+        packed = pipeline(read_image(path))
+        batch, _ = f.canvas([rgb_input(packed['inputs']).numpy()])
+        a, b = f.run(batch), q.run(batch)
+        if f.task == 'det':
+            ref = detections(a['dets'][0], a['labels'][0], batch.shape[2:], (1.0, 1.0))
+            got = detections(b['dets'][0], b['labels'][0], batch.shape[2:], (1.0, 1.0))
+            for box, score, label in zip(*ref):
+                if score < INT8_SHOWN_SCORE:
+                    continue
+                shown += 1
+                same = got[2] == label
+                if same.any():
+                    iou = _iou(box, got[0][same])
+                    j = int(iou.argmax())
+                    if iou[j] >= INT8_IOU:
+                        matched += 1
+                        ious.append(float(iou[j]))
+                        dscores.append(abs(float(got[1][same][j]) - float(score)))
+        else:
+            agree += int((a['labels'] == b['labels']).sum())
+            pixels += a['labels'].size
+    if f.task == 'det':
+        share = matched / max(shown, 1)
+        if share < INT8_MATCHED:
+            raise ExportCheckFailed(f'INT8 finds {matched} of the float model\'s {shown} '
+                                    f'detections scoring >= {INT8_SHOWN_SCORE} (at least '
+                                    f'{INT8_MATCHED:.0%} required)')
+        return dict(images=len(images), float_detections=shown, matched=matched,
+                    mean_iou=float(np.mean(ious)) if ious else 1.0,
+                    mean_score_diff=float(np.mean(dscores)) if dscores else 0.0)
+    share = agree / max(pixels, 1)
+    if share < INT8_PIXELS:
+        raise ExportCheckFailed(f'INT8 gives the float model\'s label to {share:.2%} of the '
+                                f'pixels (at least {INT8_PIXELS:.0%} required)')
+    return dict(images=len(images), pixel_agreement=share)

@@ -96,13 +96,14 @@ class OnnxModel:
         return dict(zip(self.output_names,
                         self.session.run(None, {self.input_name: batch})))
 
-    def canvas(self, images: Sequence[np.ndarray]) -> Tuple[np.ndarray, List[Tuple[int, int]]]:
+    def canvas(self, images: Sequence[np.ndarray], hw: Optional[Tuple[int, int]] = None
+               ) -> Tuple[np.ndarray, List[Tuple[int, int]]]:
         """A batch of (3, h, w) RGB float images: padded at the bottom and right to the
         model's static size (detection; with the value that normalises to 0, as mmdet pads
-        the normalised batch) or, for segmentation, to the largest of them; and each image's
-        own (h, w)."""
+        the normalised batch) or, for segmentation, to ``hw`` or else the largest of them;
+        and each image's own (h, w)."""
         sizes = [tuple(im.shape[1:]) for im in images]
-        hw = self.input_hw or tuple(max(s[i] for s in sizes) for i in (0, 1))
+        hw = self.input_hw or hw or tuple(max(s[i] for s in sizes) for i in (0, 1))
         too_big = [s for s in sizes if s[0] > hw[0] or s[1] > hw[1]]
         if too_big:
             raise ValueError(f'{self.path}: images resized to {too_big[0]} exceed the '

@@ -98,8 +98,8 @@ class CoordAtt(nn.Module):
         self.conv_w = nn.Conv2d(mip, channels, 1)
         self._eval_cache = self._prologue_cache = self._export_cache = None
 
-    # the ONNX export form for inputs of any height and width (set by the exporter)
-    export_dynamic = False
+    # CA's ONNX graph (set by the exporter): 'pool', 'product' or 'broadcast' (_forward_export)
+    export_form = 'pool'
 
     def _fast_eval(self) -> bool:
         # through _modules: this runs on every call, and Module.__getattr__ is slow
@@ -226,15 +226,22 @@ class CoordAtt(nn.Module):
         return out.mul_(a_w)
 
     def _forward_export(self, x: torch.Tensor, weights: tuple) -> torch.Tensor:
-        """The eval form as an ONNX graph that ONNX Runtime keeps in its blocked-layout (NCHWc)
-        kernels: pooling as AveragePool, the transforms as 1x1 convs with the bottleneck
-        padded with zero channels to a multiple of 16 (its blocked convs need that), and each
-        gate broadcast by a nearest Resize so that the products are same-shape Muls (a
-        broadcasting Mul would leave the blocked layout: two full-size reorders per layer).
-        Those windows and scales are the input's size: with ``export_dynamic`` (graphs whose
-        height and width are inputs) the pooling is a mean and the products broadcast."""
+        """The eval form as an ONNX graph, in one of three forms (``export_form``), each
+        measured fastest somewhere (docs/performance.md, deployed speed):
+
+        - 'pool' (ONNX Runtime FP32): pooling as AveragePool windows, the transforms as 1x1
+          convs with the bottleneck padded with zero channels to a multiple of 16 (ONNX
+          Runtime's blocked convs need that), each gate expanded by a nearest Resize so that
+          the products are same-shape Muls, all in ONNX Runtime's blocked layout (NCHWc; a
+          broadcasting Mul would leave it: two full-size reorders per layer);
+        - 'product' (OpenVINO FP32): the same pooling and transforms, the two gates multiplied
+          into one full-size gate, then one product with the input;
+        - 'broadcast' (INT8 in ONNX Runtime; any graph whose height and width are inputs, as
+          the windows and scales of the others are the input's size): means and broadcasting
+          products.
+        """
         w1, b1, wh, bh, ww, bw = self._export_weights(weights)
-        if self.export_dynamic:
+        if self.export_form == 'broadcast':
             a_h = F.conv2d(self.act(F.conv2d(x.mean(3, keepdim=True), w1, b1)), wh, bh)
             a_w = F.conv2d(self.act(F.conv2d(x.mean(2, keepdim=True), w1, b1)), ww, bw)
             return x * a_w.sigmoid() * a_h.sigmoid()
@@ -243,6 +250,8 @@ class CoordAtt(nn.Module):
         y_w = self.act(F.conv2d(F.avg_pool2d(x, (h, 1)), w1, b1))  # N,mip',1,W
         a_h = F.conv2d(y_h, wh, bh).sigmoid()
         a_w = F.conv2d(y_w, ww, bw).sigmoid()
+        if self.export_form == 'product':
+            return x * (a_h * a_w)
         # constant integer scales: a Resize without shape arithmetic in the graph
         return (x * F.interpolate(a_w, scale_factor=(float(h), 1.0), mode='nearest')
                 * F.interpolate(a_h, scale_factor=(1.0, float(w)), mode='nearest'))

@@ -11,7 +11,8 @@ Autocast: pooling and gating are not autocast operators (they keep their inputs'
 autocast dtype of the tensors' device (float16 or bfloat16, CUDA or CPU), its backward in that
 same dtype, and handing parameters their gradients in their own dtype.
 """
-from typing import Optional, Tuple
+import contextlib
+from typing import Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +35,32 @@ else:
 def fused_available() -> bool:
     """Whether the compiled kernels loaded."""
     return _ext is not None
+
+
+def kernel_builds() -> List[str]:
+    """The builds of the fused kernels this CPU runs ('default', 'avx2', 'avx512'), the one
+    in use last (the widest, unless ``COORDATT_KERNELS`` asks for less)."""
+    if _ext is None:
+        return []
+    current, found = _ext.capability(), []
+    for cap in ('default', 'avx2', 'avx512'):
+        try:
+            _ext.set_capability(cap)
+            found.append(cap)
+        except RuntimeError:
+            pass
+    _ext.set_capability(current)
+    return [c for c in found if c != current] + [current]
+
+
+@contextlib.contextmanager
+def using_kernels(build: str) -> Iterator[None]:
+    """Run the fused kernels of ``build`` (one of :func:`kernel_builds`) inside the block."""
+    previous = _ext.set_capability(build)
+    try:
+        yield
+    finally:
+        _ext.set_capability(previous)
 
 
 def fused_status() -> str:

@@ -13,6 +13,7 @@
 #include <torch/extension.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 #include <tuple>
 
@@ -33,7 +34,7 @@ int64_t grain_for(int64_t elements_per_item) {
   return std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, elements_per_item));
 }
 
-// ---- which kernels: AVX2 + FMA where the CPU has them, unless set otherwise ----
+// ---- which kernels: the widest the CPU has (AVX-512, else AVX2 + FMA), unless set ----
 
 bool cpu_has_avx2() {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -43,26 +44,66 @@ bool cpu_has_avx2() {
 #endif
 }
 
+bool cpu_has_avx512() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  return built_with_avx512() && cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512dq");
+#else
+  return false;
+#endif
+}
+
+bool cpu_has(const std::string& cap) {
+  return cap == "default" || (cap == "avx2" && cpu_has_avx2()) ||
+         (cap == "avx512" && cpu_has_avx512());
+}
+
+// the best the CPU has; COORDATT_KERNELS=default|avx2 asks for less (an unknown or
+// unsupported value is ignored)
+std::string initial_capability() {
+  const char* env = std::getenv("COORDATT_KERNELS");
+  if (env != nullptr && cpu_has(env)) return env;
+  return cpu_has_avx512() ? "avx512" : cpu_has_avx2() ? "avx2" : "default";
+}
+
 std::string& capability_setting() {
-  static std::string cap = cpu_has_avx2() ? "avx2" : "default";
+  static std::string cap = initial_capability();
   return cap;
+}
+
+// Each table is built on first use only: building one runs code of its instruction set.
+template <typename T>
+const Kernels<T>& table_avx512() {
+  static const Kernels<T> t = kernels_avx512<T>();
+  return t;
+}
+template <typename T>
+const Kernels<T>& table_avx2() {
+  static const Kernels<T> t = kernels_avx2<T>();
+  return t;
+}
+template <typename T>
+const Kernels<T>& table_default() {
+  static const Kernels<T> t = kernels_default<T>();
+  return t;
 }
 
 template <typename T>
 Kernels<T> kernels() {
-  static const Kernels<T> avx2 = kernels_avx2<T>(), base = kernels_default<T>();
-  return capability_setting() == "avx2" ? avx2 : base;
+  const std::string& cap = capability_setting();
+  return cap == "avx512" ? table_avx512<T>() : cap == "avx2" ? table_avx2<T>()
+                                                             : table_default<T>();
 }
 
 std::string capability() { return capability_setting(); }
 
-// Chooses the kernels ("default" or "avx2"; the latter only where the CPU has it) and
-// returns the previous choice: lets tests and benchmarks compare the two builds.
+// Chooses the kernels ("default", "avx2" or "avx512"; the last two only where the CPU has
+// them) and returns the previous choice: lets tests and benchmarks compare the builds.
 std::string set_capability(const std::string& cap) {
-  TORCH_CHECK(cap == "default" || cap == "avx2",
-              "set_capability: expected 'default' or 'avx2', got '", cap, "'");
-  TORCH_CHECK(cap == "default" || cpu_has_avx2(),
-              "set_capability: this CPU or build has no AVX2 + FMA kernels");
+  TORCH_CHECK(cap == "default" || cap == "avx2" || cap == "avx512",
+              "set_capability: expected 'default', 'avx2' or 'avx512', got '", cap, "'");
+  TORCH_CHECK(cpu_has(cap), "set_capability: this CPU or build has no ", cap, " kernels");
   std::string previous = capability_setting();
   capability_setting() = cap;
   return previous;
@@ -359,7 +400,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   using namespace coordatt;
   m.doc() = "Fused Coordinate Attention kernels for the CPU (coordatt_mm.ops)";
   m.attr("ABI_VERSION") = kAbiVersion;
-  m.def("capability", &capability, "the kernels in use: 'avx2' or 'default'");
+  m.def("capability", &capability, "the kernels in use: 'avx512', 'avx2' or 'default'");
   m.def("set_capability", &set_capability, "choose the kernels; returns the previous choice",
         py::arg("capability"));
   m.def("coord_pool", &coord_pool, "row means, then column means: (N, C, H + W)",

@@ -2,8 +2,14 @@
 #include "coord_att_dispatch.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+// every standard header the kernels use comes before the target pragma, so that no
+// inline library code shared with other files is compiled for the wider instruction set
 #include <algorithm>
+#include <bit>
+#include <cmath>
 #include <cstdint>
+#include <type_traits>
+#include <vector>
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
 #define COORDATT_ISA isa_avx2

@@ -44,13 +44,17 @@ struct Kernels {
                     int64_t r0, int64_t r1, int64_t C, int64_t H, int64_t L, int64_t mip);
 };
 
-// one per instruction set (coord_att_cpu_default.cpp, coord_att_cpu_avx2.cpp)
+// one per instruction set (coord_att_cpu_default.cpp, coord_att_cpu_avx2.cpp,
+// coord_att_cpu_avx512.cpp)
 template <typename T>
 Kernels<T> kernels_default();
 template <typename T>
 Kernels<T> kernels_avx2();
+template <typename T>
+Kernels<T> kernels_avx512();
 
-// whether this build has the AVX2 kernels (x86-64 only)
+// whether this build has the AVX2 / AVX-512 kernels (x86-64 only)
 bool built_with_avx2();
+bool built_with_avx512();
 
 }  // namespace coordatt
