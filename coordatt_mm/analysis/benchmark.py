@@ -355,7 +355,9 @@ def memory_formats(args) -> List[str]:
 
 def eager_section(rep: Report, args, device) -> None:
     plain, ca = backbones()
-    builds = ops.kernel_builds() if device.type == 'cpu' else []
+    # the kernel builds this CPU runs besides the one in use (the default row)
+    others = ([b for b in ops.kernel_builds() if b != ops.kernel_build()]
+              if device.type == 'cpu' else [])
     notes, pairs = [], dense_pairs()
     for fmt in memory_formats(args):
         last = fmt == 'channels-last'
@@ -367,9 +369,8 @@ def eager_section(rep: Report, args, device) -> None:
             if last:
                 x = x.contiguous(memory_format=torch.channels_last)
             backbone = {'MobileNetV2': plain, OURS: ca}
-            # the other kernel builds this CPU runs (the default row uses the widest)
             backbone.update({f'MobileNetV2 + CA (ours, {b} kernels)': WithKernels(ca, b)
-                             for b in builds[:-1]})
+                             for b in others})
             backbone.update({OURS_ATEN: aten_only(ca),
                              'MobileNetV2 + CA (released form)': released_form(ca)})
             comparisons = [(f'backbone, stem to 1280 conv, batch {batch}, {args.size}², {fmt}',
@@ -428,12 +429,15 @@ class DeployedModels:
                             export_network(net.eval(), path, hw, ['out'], ca_form=form)
                         else:
                             export_model(cfg, net.eval(), path, hw, ca_form=form)
-                    q = path[:-5] + '_int8.onnx'
-                    if not has_ca or form in self.FORMS['int8']:
+                    quantized = not has_ca or form in self.FORMS['int8']
+                    if quantized:
+                        q = path[:-5] + '_int8.onnx'
                         quantize_int8(path, q, ArrayCalibration('input', calibration))
+                    # a network without CA has one graph, whatever the form
                     for f in (forms if not has_ca else [form]):
                         self.files[title, name, 'fp32', f] = path
-                        self.files[title, name, 'int8', f] = q
+                        if quantized:
+                            self.files[title, name, 'int8', f] = q
 
 
 def deployed_models(args) -> DeployedModels:

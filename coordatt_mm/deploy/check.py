@@ -105,24 +105,30 @@ def _reference_seg(model, packed) -> np.ndarray:
     return logits[0].argmax(0).numpy()
 
 
+def _canvas_batches(cfg, onnx_model, images: List[str]):
+    """(path, the packed sample, a batch of it on the model's canvas) for each image through
+    the config's test pipeline, as inference feeds the model."""
+    from coordatt_mm.apis.images import read_image
+    from coordatt_mm.apis.pipeline import TestPipeline, rgb_input
+    pipeline = TestPipeline(cfg)
+    for path in images:
+        packed = pipeline(read_image(path))
+        yield path, packed, onnx_model.canvas([rgb_input(packed['inputs']).numpy()])[0]
+
+
 def on_images(cfg, model, onnx_file: str, images: Optional[List[str]] = None) -> dict:
     """Run ``images`` through the config's test pipeline, the ONNX model (ONNX Runtime, CPU)
     and ``model`` (PyTorch), and hold them to the rules above; the figures, or
     :class:`ExportCheckFailed`."""
-    from coordatt_mm.apis.images import read_image
-    from coordatt_mm.apis.pipeline import TestPipeline, rgb_input
     from coordatt_mm.deploy.runtime import OnnxModel, detections
     onnx_model = OnnxModel(onnx_file)
     task = onnx_model.task
     images = images if images is not None else default_images(task)
     if not images:
         raise ExportCheckFailed('no image to check the export on')
-    pipeline = TestPipeline(cfg)
     per_image, worst = [], dict(iou=1.0, score=0.0, agreement=1.0)
     head_cfg = model.bbox_head.test_cfg if task == 'det' else None
-    for path in images:
-        packed = pipeline(read_image(path))
-        batch, sizes = onnx_model.canvas([rgb_input(packed['inputs']).numpy()])
+    for path, packed, batch in _canvas_batches(cfg, onnx_model, images):
         out = onnx_model.run(batch)
         if task == 'det':
             got = detections(out['dets'][0], out['labels'][0], batch.shape[2:], (1.0, 1.0))
@@ -183,17 +189,12 @@ def int8_against_float(cfg, int8_file: str, float_file: str,
     model finds (same label, IoU >= 0.5), their mean IoU and score difference; segmentation:
     the share of pixels with the same label. Raises :class:`ExportCheckFailed` below
     ``INT8_MATCHED`` / ``INT8_PIXELS``."""
-    from coordatt_mm.apis.images import read_image
-    from coordatt_mm.apis.pipeline import TestPipeline, rgb_input
     from coordatt_mm.deploy.runtime import OnnxModel, detections
     q, f = OnnxModel(int8_file), OnnxModel(float_file)
     images = images if images is not None else default_images(f.task)
-    pipeline = TestPipeline(cfg)
     shown = matched = 0
     ious, dscores, agree, pixels = [], [], 0, 0
-    for path in images:
-        packed = pipeline(read_image(path))
-        batch, _ = f.canvas([rgb_input(packed['inputs']).numpy()])
+    for _, _, batch in _canvas_batches(cfg, f, images):
         a, b = f.run(batch), q.run(batch)
         if f.task == 'det':
             ref = detections(a['dets'][0], a['labels'][0], batch.shape[2:], (1.0, 1.0))

@@ -19,8 +19,6 @@ import torch.nn as nn
 from coordatt_mm.deploy.runtime import META
 
 OPSET = 17
-
-
 CA_FORMS = ('pool', 'product', 'broadcast')
 
 
@@ -31,13 +29,14 @@ def _ca_form(net: nn.Module, form: str):
     if form not in CA_FORMS:
         raise ValueError(f'CA export form {form!r}: expected one of {", ".join(CA_FORMS)}')
     layers = [m for m in net.modules() if isinstance(m, CoordAtt)]
+    before = [m.export_form for m in layers]
     for m in layers:
         m.export_form = form
     try:
         yield
     finally:
-        for m in layers:
-            m.export_form = 'pool'
+        for m, f in zip(layers, before):
+            m.export_form = f
 
 
 def export_graph(net: nn.Module, out: str, example: torch.Tensor, output_names: Sequence[str],

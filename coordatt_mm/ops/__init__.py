@@ -12,9 +12,10 @@ from coordatt_mm.ops.coord_att import (
     fused_status,
     fused_usable,
     gate_then_conv,
+    kernel_build,
     kernel_builds,
     using_kernels,
 )
 
 __all__ = ['coord_att_eval', 'coord_gate', 'coord_pool', 'fused_available', 'fused_status',
-           'fused_usable', 'gate_then_conv', 'kernel_builds', 'using_kernels']
+           'fused_usable', 'gate_then_conv', 'kernel_build', 'kernel_builds', 'using_kernels']

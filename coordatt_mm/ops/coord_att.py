@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-ABI_VERSION = 1  # the extension's ABI_VERSION this code was written for
+ABI_VERSION = 2  # the extension's ABI_VERSION this code was written for
 
 try:
     from coordatt_mm.ops import _ext
@@ -38,19 +38,14 @@ def fused_available() -> bool:
 
 
 def kernel_builds() -> List[str]:
-    """The builds of the fused kernels this CPU runs ('default', 'avx2', 'avx512'), the one
-    in use last (the widest, unless ``COORDATT_KERNELS`` asks for less)."""
-    if _ext is None:
-        return []
-    current, found = _ext.capability(), []
-    for cap in ('default', 'avx2', 'avx512'):
-        try:
-            _ext.set_capability(cap)
-            found.append(cap)
-        except RuntimeError:
-            pass
-    _ext.set_capability(current)
-    return [c for c in found if c != current] + [current]
+    """The builds of the fused kernels this CPU runs ('default', 'avx2', 'avx512'), narrowest
+    first; the widest is in use unless ``COORDATT_KERNELS`` asks for less."""
+    return list(_ext.capabilities()) if _ext is not None else []
+
+
+def kernel_build() -> Optional[str]:
+    """The build of the fused kernels in use (None without the operator)."""
+    return _ext.capability() if _ext is not None else None
 
 
 @contextlib.contextmanager
@@ -67,7 +62,7 @@ def fused_status() -> str:
     """One line: whether the fused kernels loaded, and which CPU kernels they use."""
     if _ext is None:
         return f'not available ({_LOAD_ERROR})'
-    return f'available ({_ext.capability()} kernels)'
+    return f'available ({kernel_build()} kernels)'
 
 
 _DTYPES = (torch.float32, torch.float64)

@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "coord_att_dispatch.h"
 
@@ -25,7 +26,7 @@ namespace {
 using at::Tensor;
 
 // Bumped when Python must refuse an older build (coordatt_mm/ops/__init__.py).
-constexpr int64_t kAbiVersion = 1;
+constexpr int64_t kAbiVersion = 2;
 
 // Elements per parallel task: below this, a task costs more to schedule than to run.
 constexpr int64_t kGrainElements = 16384;
@@ -73,27 +74,26 @@ std::string& capability_setting() {
 }
 
 // Each table is built on first use only: building one runs code of its instruction set.
-template <typename T>
-const Kernels<T>& table_avx512() {
-  static const Kernels<T> t = kernels_avx512<T>();
-  return t;
-}
-template <typename T>
-const Kernels<T>& table_avx2() {
-  static const Kernels<T> t = kernels_avx2<T>();
-  return t;
-}
-template <typename T>
-const Kernels<T>& table_default() {
-  static const Kernels<T> t = kernels_default<T>();
+template <typename T, Kernels<T> (*make)()>
+const Kernels<T>& table() {
+  static const Kernels<T> t = make();
   return t;
 }
 
 template <typename T>
 Kernels<T> kernels() {
   const std::string& cap = capability_setting();
-  return cap == "avx512" ? table_avx512<T>() : cap == "avx2" ? table_avx2<T>()
-                                                             : table_default<T>();
+  return cap == "avx512" ? table<T, kernels_avx512<T>>()
+         : cap == "avx2" ? table<T, kernels_avx2<T>>()
+                         : table<T, kernels_default<T>>();
+}
+
+// the kernel builds this CPU runs, narrowest first
+std::vector<std::string> capabilities() {
+  std::vector<std::string> out;
+  for (const char* cap : {"default", "avx2", "avx512"})
+    if (cpu_has(cap)) out.emplace_back(cap);
+  return out;
 }
 
 std::string capability() { return capability_setting(); }
@@ -401,6 +401,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "Fused Coordinate Attention kernels for the CPU (coordatt_mm.ops)";
   m.attr("ABI_VERSION") = kAbiVersion;
   m.def("capability", &capability, "the kernels in use: 'avx512', 'avx2' or 'default'");
+  m.def("capabilities", &capabilities, "the kernel builds this CPU runs, narrowest first");
   m.def("set_capability", &set_capability, "choose the kernels; returns the previous choice",
         py::arg("capability"));
   m.def("coord_pool", &coord_pool, "row means, then column means: (N, C, H + W)",

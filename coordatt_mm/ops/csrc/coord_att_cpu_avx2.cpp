@@ -2,25 +2,15 @@
 #include "coord_att_dispatch.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-// every standard header the kernels use comes before the target pragma, so that no
-// inline library code shared with other files is compiled for the wider instruction set
-#include <algorithm>
-#include <bit>
-#include <cmath>
-#include <cstdint>
-#include <type_traits>
-#include <vector>
+#include "coord_att_kernels_std.h"
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
 #define COORDATT_ISA isa_avx2
+#define COORDATT_TABLE kernels_avx2
 #define COORDATT_AVX2_INTRINSICS
 #include "coord_att_kernels.h"
 
 namespace coordatt {
-template <>
-Kernels<float> kernels_avx2<float>() { return isa_avx2::kernel_table<float>(); }
-template <>
-Kernels<double> kernels_avx2<double>() { return isa_avx2::kernel_table<double>(); }
 bool built_with_avx2() { return true; }
 }  // namespace coordatt
 #else

@@ -4,25 +4,15 @@
 #include "coord_att_dispatch.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-// every standard header the kernels use comes before the target pragma, so that no
-// inline library code shared with other files is compiled for the wider instruction set
-#include <algorithm>
-#include <bit>
-#include <cmath>
-#include <cstdint>
-#include <type_traits>
-#include <vector>
+#include "coord_att_kernels_std.h"
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,prefer-vector-width=512")
 #include <immintrin.h>
 #define COORDATT_ISA isa_avx512
+#define COORDATT_TABLE kernels_avx512
 #define COORDATT_AVX2_INTRINSICS
 #include "coord_att_kernels.h"
 
 namespace coordatt {
-template <>
-Kernels<float> kernels_avx512<float>() { return isa_avx512::kernel_table<float>(); }
-template <>
-Kernels<double> kernels_avx512<double>() { return isa_avx512::kernel_table<double>(); }
 bool built_with_avx512() { return true; }
 }  // namespace coordatt
 #else

@@ -1,23 +1,18 @@
 // Loops of the fused Coordinate Attention operator, written once and compiled once per
-// instruction set (coord_att_cpu_*.cpp define COORDATT_ISA before including this file), so
-// that the run-time dispatch in coord_att.cpp can pick AVX2 + FMA where the CPU has it.
+// instruction set (coord_att_cpu_*.cpp define COORDATT_ISA, the namespace of that build, and
+// COORDATT_TABLE, the dispatch.h function that returns its table, before including this file),
+// so that the run-time dispatch in coord_att.cpp can pick the widest build the CPU runs.
 //
 // Every kernel works on a range of its outer index so that the caller can split it over
 // threads. Shapes: x is N,C,H,W; L = H + W. Descriptors and gates of one image are stored
 // "C x L" (NCHW inputs: z[c][l], rows 0..H-1 are the row means, H..L-1 the column means) or
 // "L x C" (channels-last inputs: z[l][c]), so that the innermost loop always runs along
 // contiguous memory.
-#include <algorithm>
-#include <bit>
-#include <cmath>
-#include <cstdint>
-#include <type_traits>
-#include <vector>
-
 #include "coord_att_dispatch.h"
+#include "coord_att_kernels_std.h"
 
-#ifndef COORDATT_ISA
-#error "define COORDATT_ISA before including coord_att_kernels.h"
+#if !defined(COORDATT_ISA) || !defined(COORDATT_TABLE)
+#error "define COORDATT_ISA and COORDATT_TABLE before including coord_att_kernels.h"
 #endif
 
 #define COORDATT_SIMD _Pragma("omp simd")
@@ -642,4 +637,11 @@ template <typename T>
 }
 
 }  // namespace COORDATT_ISA
+}  // namespace coordatt
+
+namespace coordatt {
+template <>
+Kernels<float> COORDATT_TABLE<float>() { return COORDATT_ISA::kernel_table<float>(); }
+template <>
+Kernels<double> COORDATT_TABLE<double>() { return COORDATT_ISA::kernel_table<double>(); }
 }  // namespace coordatt
