@@ -1,9 +1,11 @@
 """``tools/analysis/benchmark.py``: side-by-side benchmarks, baseline vs Coordinate Attention
-(see coordatt_mm/analysis/benchmark.py)."""
+(see coordatt_mm/analysis/benchmark/)."""
 import argparse
 import sys
 from typing import List, Optional
 
+# the sections coordatt_mm.analysis.benchmark registers, named here so that the command line
+# parses before torch is imported
 SECTIONS = ('layer', 'eager', 'onnxruntime', 'openvino', 'training', 'compile')
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Side-by-side latency, baseline vs Coordinate Attention (``coordatt_mm/analysis/benchmark.py``
+"""Side-by-side latency, baseline vs Coordinate Attention (``coordatt_mm/analysis/benchmark/``
 or ``--help``)."""
 import sys
 

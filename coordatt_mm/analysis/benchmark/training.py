@@ -1,0 +1,88 @@
+"""Section ``training``: forward + backward + SGD step of the backbone at ``--train-batch``,
+step time and the step's peak memory (CPU: the allocations the torch profiler records; CUDA:
+``max_memory_allocated``), in channels-last with ``--channels-last``, under autocast with
+``--amp`` (float16 through a gradient scaler on CUDA)."""
+import statistics
+from typing import Callable
+
+import torch
+
+from coordatt_mm.analysis.benchmark.core import (
+    TARGETS,
+    Report,
+    amp_dtype,
+    autocast,
+    section,
+    time_interleaved,
+)
+from coordatt_mm.analysis.benchmark.models import OURS, OURS_ATEN, aten_only, backbones
+
+TARGETS.extend([
+    ('training', 'training step', OURS, 1.15, 'training step with CA <= 1.15x the plain one'),
+    ('training', 'training peak memory', OURS, 1.10,
+     'training peak memory with CA <= 1.10x the plain one')])
+
+
+def peak_memory(step: Callable, device) -> int:
+    """Peak bytes allocated during one call of ``step``, beyond what was allocated before."""
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        step()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated(device) - before
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    events = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == '[memory]'),
+                    key=lambda e: e.start_ns())
+    current = peak = 0
+    for e in events:
+        current += e.nbytes()
+        peak = max(peak, current)
+    return peak
+
+
+@section('training')
+def training_section(rep: Report, args, device) -> None:
+    plain, ca = backbones()
+    nets = {'MobileNetV2': plain, OURS: ca, OURS_ATEN: aten_only(ca)}
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    x = torch.randn(args.train_batch, 3, args.size, args.size, device=device)
+    x = x.contiguous(memory_format=fmt)
+    # float16 AMP steps through a gradient scaler, as mmengine's AmpOptimWrapper does
+    scaler = torch.amp.GradScaler(device.type, enabled=args.amp and amp_dtype(device)
+                                  == torch.float16)
+    steps = {}
+    for name, net in nets.items():
+        net = net.to(device).to(memory_format=fmt).train()
+        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=4e-5)
+
+        def step(net=net, opt=opt):
+            opt.zero_grad(set_to_none=True)
+            with autocast(args, device):
+                loss = net(x)[0].float().mean()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        steps[name] = step
+    repeats = max(3, args.repeats // 4)
+    times = time_interleaved(steps, device, repeats, 2)
+    peaks = {name: peak_memory(step, device) for name, step in steps.items()}
+    where = 'torch profiler allocations' if device.type == 'cpu' else 'max_memory_allocated'
+    title = f'training step, batch {args.train_batch}, {args.size}²'
+    rep.start(f'Training: forward + backward + SGD step of the backbone, peak memory of the step '
+              f'({where})' + (', channels-last' if args.channels_last else '')
+              + (f', autocast {amp_dtype(device)}' if args.amp else ''),
+              '| comparison | model | median step ms | peak memory MiB | step ratio | '
+              'memory ratio |')
+    med = {k: statistics.median(v) for k, v in times.items()}
+    for name in steps:
+        r_t = statistics.median(a / b for a, b in zip(times[name], times['MobileNetV2']))
+        r_m = peaks[name] / peaks['MobileNetV2']
+        rep.ratios['training', title, name] = r_t
+        rep.ratios['training', f'training peak memory, batch {args.train_batch}', name] = r_m
+        rep.lines.append(f'| {title} | {name} | {med[name] * 1e3:.0f} | {peaks[name] / 2**20:.0f} '
+                         f'| {r_t:.3f}× | {r_m:.3f}× |')
+    rep.verdicts('training')
