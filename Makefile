@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup lint test test-all demo clean
+.PHONY: setup lint test test-all demo gpu-pack clean
 
 setup:
 	bash tools/setup_env.sh
@@ -21,6 +21,11 @@ test-all: setup
 # train, evaluate and run the tiny CA detector and segmentor on CPU (work_dirs/demo/)
 demo: setup
 	$(PY) tools/demo.py
+
+# gpu_pack/: wheels, mmcv's source and run.sh for the GPU check on a lent GPU machine without
+# network (docs/setup.md); needs pip and the package index, not the set-up
+gpu-pack:
+	$(if $(wildcard $(PY)),$(PY),python3) tools/gpu_pack/make_pack.py
 
 clean:
 	rm -rf work_dirs .pytest_cache

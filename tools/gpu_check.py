@@ -1,7 +1,7 @@
 #!/usr/bin/env python
-"""Check a GPU machine end to end: mmcv's CUDA ops, CoordAtt on CUDA, AMP training and testing
-of the tiny demo configs, NCCL with SyncBN, the CUDA benchmark (see
-``coordatt_mm/apis/gpu_check.py`` or ``--help``). Without a GPU it runs what needs none."""
+"""Check a GPU machine end to end against CPU references: mmcv's CUDA ops, CoordAtt on CUDA,
+SyncBN in two processes, AMP training and testing of the tiny demo configs, the CUDA benchmark
+(see ``coordatt_cli/gpu_check/`` or ``--help``). Without a GPU every check is skipped."""
 import sys
 
 from coordatt_cli.gpu_check import main

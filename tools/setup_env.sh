@@ -142,13 +142,32 @@ cuda_home() {
   export CUDA_HOME PATH
 }
 
+# whether coordatt_mm's fused operator loads with the ABI its Python code expects (a build for
+# another torch, from other sources, or none at all does not); COORDATT_WITH_OPS=0 wants none
+operator_loads() {
+  [ "${COORDATT_WITH_OPS:-1}" = 0 ] && return 0
+  local why
+  why=$("$VPY" - 2>&1 <<'PY'
+import sys
+from coordatt_mm.ops import coord_att
+if not coord_att.fused_available():
+    sys.exit(f'the fused CoordAtt operator is not available ({coord_att._LOAD_ERROR})')
+PY
+) && return 0
+  say "${why##*$'\n'}"
+  return 1
+}
+
 # a ready .venv (the build kind needs its torch, so only where one is installed)
 if [ -f "$STAMP" ] && [ -x "$VPY" ] && "$VPY" -c 'import torch' 2>/dev/null; then
   if want_cuda; then cuda_arch_list; fi
   KIND=$(build_kind)
   if [ "$(cat "$STAMP")" = "$WANT $KIND" ] && mmcv_ready "$KIND"; then
-    say ".venv is ready (delete $STAMP to force a re-install)"
-    exit 0
+    if operator_loads; then
+      say ".venv is ready (delete $STAMP to force a re-install)"
+      exit 0
+    fi
+    say "rebuilding the fused CoordAtt operator"
   fi
 fi
 

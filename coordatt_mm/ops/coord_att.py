@@ -4,7 +4,9 @@ The extension is compiled by the set-up (``setup.py``; ``COORDATT_WITH_OPS=0`` s
 serves float32/float64 CPU tensors in NCHW or channels-last layout outside tracing, scripting,
 ONNX export, ``torch.compile`` (those need ATen ops they can see) and CPU autocast (whose
 lower-precision products the plain form would give); everything else, and any build that did
-not load, takes the PyTorch ops below, on any device.
+not load, takes the PyTorch ops below, on any device. ``COORDATT_KERNELS`` (one of
+:func:`kernel_builds`) asks for narrower kernels than the widest the CPU runs; any other value
+is an error at the kernels' first use.
 
 Autocast: pooling and gating are not autocast operators (they keep their inputs' dtype, as
 ``mean`` and ``*`` do); :func:`gate_then_conv` behaves as ``nn.Conv2d`` does, computing in the
@@ -12,6 +14,7 @@ autocast dtype of the tensors' device (float16 or bfloat16, CUDA or CPU), its ba
 same dtype, and handing parameters their gradients in their own dtype.
 """
 import contextlib
+import os
 from typing import Iterator, List, Optional, Tuple
 
 import torch
@@ -43,9 +46,30 @@ def kernel_builds() -> List[str]:
     return list(_ext.capabilities()) if _ext is not None else []
 
 
+_kernels_setting_checked = False
+
+
+def check_kernels_setting() -> bool:
+    """Raise a ``RuntimeError`` where ``COORDATT_KERNELS`` names a build that this CPU does not
+    run (the extension itself would quietly take the widest); True otherwise. Checked at the
+    first use of the kernels, so that commands that never run them (``--help``) start as
+    before."""
+    global _kernels_setting_checked
+    asked = os.environ.get('COORDATT_KERNELS', '')
+    if asked and _ext is not None and asked not in _ext.capabilities():
+        raise RuntimeError(
+            f"COORDATT_KERNELS={asked!r}: this CPU runs the fused CoordAtt kernel builds "
+            f"{', '.join(map(repr, _ext.capabilities()))}; set one of them, or unset it")
+    _kernels_setting_checked = True
+    return True
+
+
 def kernel_build() -> Optional[str]:
     """The build of the fused kernels in use (None without the operator)."""
-    return _ext.capability() if _ext is not None else None
+    if _ext is None:
+        return None
+    check_kernels_setting()
+    return _ext.capability()
 
 
 @contextlib.contextmanager
@@ -75,9 +99,10 @@ def _tracing() -> bool:
 
 def fused_usable(x: torch.Tensor) -> bool:
     """Whether ``x`` can go through the compiled kernels (CPU, float32/64, 4-d, not traced,
-    not under CPU autocast)."""
+    not under CPU autocast). The first such tensor checks ``COORDATT_KERNELS``."""
     return (_ext is not None and not _tracing() and x.is_cpu and x.dtype in _DTYPES
-            and x.dim() == 4 and x.numel() > 0 and not torch.is_autocast_enabled('cpu'))
+            and x.dim() == 4 and x.numel() > 0 and not torch.is_autocast_enabled('cpu')
+            and (_kernels_setting_checked or check_kernels_setting()))
 
 
 def autocast_dtype(device_type: str) -> Optional[torch.dtype]:
