@@ -41,9 +41,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         return fail(error, EXIT_NOTHING)
     out_dir = args.out_dir or osp.join(
         'work_dirs', 'infer', osp.splitext(osp.basename(args.config))[0])
-    from coordatt_mm.apis.infer import run
+    from coordatt_mm.apis.infer import TorchPredictor, run
+    predictor_type = TorchPredictor
+    if what == 'model':  # an export: run by ONNX Runtime
+        from coordatt_mm.deploy.inference import OnnxPredictor as predictor_type
     return run(args.config, args.model, args.input, out_dir, args.device, args.batch_size,
-               args.score_thr, args.overwrite, args.quiet)
+               args.score_thr, args.overwrite, args.quiet, predictor_type)
 
 
 if __name__ == '__main__':

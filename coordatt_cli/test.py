@@ -1,5 +1,5 @@
 """``tools/test.py``: score a checkpoint or an ONNX export with a config's test set and its
-codebase's evaluator (see coordatt_mm/apis/run.py)."""
+codebase's evaluator (see coordatt_mm/apis/run.py and coordatt_mm/deploy/evaluation.py)."""
 import argparse
 import sys
 from typing import List, Optional
@@ -26,9 +26,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     error = missing([(args.config, 'config'), (args.model, what)])
     if error:
         return fail(error, 1)
+    run = (args.config, args.model, args.work_dir, cfg_options(args.cfg_options),
+           args.launcher, args.local_rank)
+    if what == 'model':  # an export: scored with ONNX Runtime
+        from coordatt_mm.deploy.evaluation import evaluate_onnx
+        return evaluate_onnx(*run, args.device)
     from coordatt_mm.apis.run import test
-    return test(args.config, args.model, args.work_dir, cfg_options(args.cfg_options),
-                args.launcher, args.local_rank, args.device)
+    return test(*run)
 
 
 if __name__ == '__main__':

@@ -87,7 +87,7 @@ def test_exported_ca_stays_in_onnxruntime_blocked_layout(tmp_path):
         assert counts['ca'].get(reorder, 0) == counts['plain'].get(reorder, 0), counts
 
 
-@pytest.mark.parametrize('form', ['pool', 'product', 'broadcast'])
+@pytest.mark.parametrize('form', ['pool', 'product', 'broadcast', 'integer'])
 def test_every_ca_export_form_equals_pytorch(tmp_path, form):
     """--ca-form: each of CA's graph forms computes the network's output (non-square input,
     so that a height/width mix-up shows), with the operators that make it that form."""
@@ -105,8 +105,10 @@ def test_every_ca_export_form_equals_pytorch(tmp_path, form):
     export_network(net, str(path), (96, 64), ['out'], ca_form=form)
     ops = {n.op_type for n in onnx.load(str(path)).graph.node if '/attention/' in n.name}
     expected = {'pool': {'AveragePool', 'Resize'}, 'product': {'AveragePool'},
-                'broadcast': {'ReduceMean'}}[form]
+                'broadcast': {'ReduceMean'}, 'integer': {'Conv', 'Sigmoid', 'Mul'}}[form]
     assert expected <= ops and ('Resize' in ops) == (form == 'pool'), ops
+    # the integer form: means as depthwise convolutions, no pooling or reduction operator
+    assert (not {'AveragePool', 'ReduceMean'} & ops) == (form == 'integer'), ops
     x = torch.randn(1, 3, 96, 64)
     with torch.no_grad():
         ref = net(x)[0].numpy()
@@ -114,3 +116,30 @@ def test_every_ca_export_form_equals_pytorch(tmp_path, form):
     assert abs(got - ref).max() <= 1e-4 * max(1.0, abs(ref).max())
     with pytest.raises(ValueError, match="CA export form 'nope'"):
         export_network(net, str(tmp_path / 'x.onnx'), (96, 64), ['out'], ca_form='nope')
+
+
+def test_one_table_chooses_cas_export_form():
+    """CA's form comes from the precision and whether the size is static, in one place; a
+    dynamic height or width broadcasts whatever was asked, and the plan of a config carries
+    what its export will use."""
+    from coordatt_mm.apis.build import load_config
+    from coordatt_mm.deploy.plan import CA_FORMS, STATIC_CA_FORM, ca_form_for, plan_export
+    assert set(STATIC_CA_FORM.values()) <= set(CA_FORMS)
+    assert ca_form_for('fp32', True) == 'pool' and ca_form_for('int8', True) == 'integer'
+    assert ca_form_for('fp32', True, 'product') == 'product'
+    assert ca_form_for('fp32', False, 'pool') == 'broadcast'
+    with pytest.raises(ValueError, match="CA export form 'nope'"):
+        ca_form_for('int8', True, 'nope')
+    seg = load_config(str(REPO / 'configs/demo/deeplabv3_mobilenetv2-ca-d16_1xb8-100i_tiny-'
+                                 'voc12aug.py'))
+    dynamic = plan_export(seg, check_images=())
+    assert (dynamic.static, dynamic.ca_form, dynamic.input_hw) == (False, 'broadcast', (240, 320))
+    assert dynamic.dynamic_axes(['labels'])['input'] == {0: 'batch', 2: 'height', 3: 'width'}
+    static = plan_export(seg, static=True, int8_images=['calib.jpg'], check_images=())
+    # a square of the resize's long side: a keep-ratio resize of either orientation fits
+    assert (static.static, static.input_hw, static.precision) == (True, (320, 320), 'int8')
+    assert static.ca_form == 'integer'
+    assert static.dynamic_axes(['labels'])['input'] == {0: 'batch'}
+    det = plan_export(load_config(str(REPO / 'configs/demo/ssdlite_mobilenetv2-ca_1xb6-14e_'
+                                             'tiny-coco.py')), check_images=())
+    assert (det.task, det.static, det.ca_form) == ('det', True, 'pool')

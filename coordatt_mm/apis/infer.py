@@ -3,11 +3,11 @@
     coordatt-infer CONFIG MODEL INPUT [--out-dir DIR] [--device cpu|cuda]
                    [--batch-size N] [--score-thr T] [--overwrite] [--quiet]
 
-MODEL is a PyTorch checkpoint (run by PyTorch) or an ``.onnx`` file written by
-``tools/deploy/export_onnx.py`` (run by ONNX Runtime, on CUDA with ``--device cuda`` where its
-CUDA execution provider is installed); the outputs are the same. INPUT is an image, a folder
-(searched recursively, sorted, extensions case-insensitive) or a glob. Outputs mirror the input
-tree under --out-dir:
+MODEL is a PyTorch checkpoint (run by PyTorch: :class:`TorchPredictor`) or an ``.onnx`` file
+written by ``tools/deploy/export_onnx.py`` (run by ONNX Runtime, on CUDA with ``--device cuda``
+where its CUDA execution provider is installed: ``coordatt_mm.deploy.inference``); the outputs
+are the same. INPUT is an image, a folder (searched recursively, sorted, extensions
+case-insensitive) or a glob. Outputs mirror the input tree under --out-dir:
 
 - detection: ``<stem>.json`` (boxes x1,y1,x2,y2 in the original image's pixels, scores,
   label ids, class names) and ``<stem>.jpg`` with the boxes drawn;
@@ -24,7 +24,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -53,18 +53,26 @@ def output_stems(base: str, paths: List[str]) -> Dict[str, str]:
 
 
 class TorchPredictor:
-    """A detector or segmentor built from a config and a checkpoint, run by PyTorch.
+    """A detector or segmentor built from a config and a checkpoint, run by PyTorch (on
+    ``device``, by default CUDA where torch has it).
 
     Detection returns (boxes, scores, labels) arrays per image, boxes in original pixels
     (mmdet's own inference); segmentation a label map (uint8, original resolution) per
-    image, computed with bounded memory.
+    image, computed with bounded memory. Exported models have their predictor in
+    :mod:`coordatt_mm.deploy.inference`, with the same interface.
     """
 
     backend = 'pytorch'
 
-    def __init__(self, config: str, checkpoint: str, device: str) -> None:
+    def __init__(self, config: str, checkpoint: str, device: Optional[str] = None) -> None:
         from coordatt_mm.apis.build import build_model
         from coordatt_mm.registry import task_of
+        if checkpoint.lower().endswith('.onnx'):
+            raise ValueError(f'{checkpoint}: an ONNX model (coordatt-infer runs it with ONNX '
+                             f'Runtime: coordatt_mm.deploy.inference.OnnxPredictor)')
+        if device is None:
+            import torch
+            device = 'cuda' if torch.cuda.is_available() else 'cpu'
         self.cfg, self.model = build_model(config, checkpoint, device)
         self.task = task_of(self.cfg)
         self.classes = list(self.model.dataset_meta.get('classes', []))
@@ -100,61 +108,6 @@ class TorchPredictor:
         align = self.model.decode_head.align_corners
         return [upsample_argmax(_unpad_unflip(logits[i], m), m['ori_shape'], align)
                 for i, m in enumerate(metas)]
-
-
-class OnnxPredictor:
-    """An end-to-end ONNX export of a config's model, run by ONNX Runtime; the same outputs
-    as :class:`TorchPredictor`. The config gives the test pipeline (resizing); the model file
-    its class names and palette."""
-
-    backend = 'onnxruntime'
-
-    def __init__(self, config: str, model_file: str, device: str) -> None:
-        from coordatt_mm.apis.build import load_config
-        from coordatt_mm.apis.pipeline import TestPipeline
-        from coordatt_mm.deploy.runtime import OnnxModel
-        from coordatt_mm.registry import task_of
-        self.cfg = load_config(config)
-        self.task = task_of(self.cfg)
-        self.model = OnnxModel(model_file, device)
-        if self.model.task != self.task:
-            raise ValueError(f'{model_file}: a {self.model.task} model, but {config} is a '
-                             f'{self.task} config')
-        self.classes, self.palette = self.model.classes, self.model.palette
-        self.pipeline = TestPipeline(self.cfg)
-
-    def __call__(self, images_rgb: List[np.ndarray]) -> list:
-        from coordatt_mm.apis.pipeline import rgb_input
-        from coordatt_mm.deploy.runtime import detections, label_map
-        packed = [self.pipeline(im) for im in images_rgb]
-        inputs = [rgb_input(p['inputs']).numpy() for p in packed]
-        metas = [p['data_samples'].metainfo for p in packed]
-        if self.task == 'det':
-            batch, sizes = self.model.canvas(inputs)
-            out = self.model.run(batch)
-            return [detections(out['dets'][i], out['labels'][i], sizes[i], m['scale_factor'])
-                    for i, m in enumerate(metas)]
-        maps = []
-        for x, m in zip(inputs, metas):  # each at its own size, as mmseg tests them
-            out = self.model.run(x[None])
-            maps.append(label_map(out, 0, x.shape[1:], m['ori_shape'],
-                                  self.model.align_corners))
-        return maps
-
-
-def make_predictor(config: str, model_file: str, device: Optional[str] = None):
-    """The predictor for a model file: ONNX Runtime for ``.onnx``, PyTorch otherwise; on
-    ``device``, by default CUDA where the backend has it."""
-    if model_file.lower().endswith('.onnx'):
-        if device is None:
-            import onnxruntime as ort
-            device = 'cuda' if 'CUDAExecutionProvider' in ort.get_available_providers() \
-                else 'cpu'
-        return OnnxPredictor(config, model_file, device)
-    if device is None:
-        import torch
-        device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    return TorchPredictor(config, model_file, device)
 
 
 def _unpad_unflip(logits, meta: dict):
@@ -348,13 +301,17 @@ def _write_summary(out_dir: str, summary: dict, overwrite: bool) -> None:
 
 def run(config: str, model_file: str, inputs: str, out_dir: str,
         device: Optional[str] = None, batch_size: int = 1, score_thr: float = 0.3,
-        overwrite: bool = False, quiet: bool = False) -> int:
-    """``coordatt-infer``: the exit status (EXIT_OK, EXIT_SOME_FAILED, EXIT_NOTHING)."""
+        overwrite: bool = False, quiet: bool = False,
+        predictor_type: Callable = TorchPredictor) -> int:
+    """``coordatt-infer``: the exit status (EXIT_OK, EXIT_SOME_FAILED, EXIT_NOTHING).
+    ``predictor_type(config, model_file, device)`` runs the model:
+    :class:`TorchPredictor` for checkpoints, ``coordatt_mm.deploy.inference.OnnxPredictor``
+    for exports."""
     started = time.time()
     base, paths = list_inputs(inputs)
     if paths:
         try:
-            predictor = make_predictor(config, model_file, device)
+            predictor = predictor_type(config, model_file, device)
         except (ValueError, RuntimeError, OSError) as e:  # a model it cannot use
             msg = str(e).strip().splitlines()[0]
             print(f'error: {msg if model_file in msg else f"{model_file}: {msg}"}',

@@ -2,8 +2,8 @@
 ``default_scope`` decides), behind ``tools/train.py`` and ``tools/test.py``.
 
 Outputs go to ``work_dirs/<config name>/`` unless ``work_dir`` or the config says otherwise.
-Testing prints the metrics and writes them to ``<work_dir>/test_metrics.json``; the model is a
-checkpoint, or an end-to-end ``.onnx`` export scored by ONNX Runtime with the same evaluator.
+Testing prints the metrics and writes them to ``<work_dir>/test_metrics.json``; end-to-end
+``.onnx`` exports go through the same test loop from :mod:`coordatt_mm.deploy.evaluation`.
 """
 import json
 import os
@@ -71,35 +71,36 @@ def train(config: str, work_dir: Optional[str] = None, resume: Optional[str] = N
     return 0
 
 
-def test(config: str, model: str, work_dir: Optional[str] = None,
-         cfg_options: Optional[dict] = None, launcher: str = 'none', local_rank: int = 0,
-         device: str = 'cpu') -> int:
-    """Score ``model`` (a checkpoint, or an ``.onnx`` export run by ONNX Runtime on
-    ``device``) with the config's test set and evaluator; write ``test_metrics.json``."""
+def test(config: str, checkpoint: str, work_dir: Optional[str] = None,
+         cfg_options: Optional[dict] = None, launcher: str = 'none',
+         local_rank: int = 0) -> int:
+    """Score ``checkpoint`` with the config's test set and evaluator; write
+    ``test_metrics.json``. The exit status (1 with a one-line error for a file it cannot use;
+    ``.onnx`` exports are scored by :func:`coordatt_mm.deploy.evaluation.evaluate_onnx`)."""
     os.environ.setdefault('LOCAL_RANK', str(local_rank))
-    onnx = model.lower().endswith('.onnx')
     try:
-        if onnx:
-            from coordatt_mm.deploy.runtime import OnnxModel
-            OnnxModel(model, device)  # readable, end-to-end, ours: or a one-line error
-        else:
-            check_checkpoint(model)
-    except (RuntimeError, FileNotFoundError, ValueError) as e:
+        if checkpoint.lower().endswith('.onnx'):
+            raise RuntimeError(f'{checkpoint}: an ONNX model (tools/test.py scores it with '
+                               f'ONNX Runtime: coordatt_mm.deploy.evaluation.evaluate_onnx)')
+        check_checkpoint(checkpoint)
+    except (RuntimeError, FileNotFoundError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
     cfg = load_config(config, work_dir, cfg_options, launcher)
-    if onnx:
-        from coordatt_mm.deploy.evaluation import use_onnx_model
-        use_onnx_model(cfg, model, device)
-    else:
-        cfg.load_from = model
+    cfg.load_from = checkpoint
+    return run_test_loop(cfg, config, checkpoint, 'pytorch')
+
+
+def run_test_loop(cfg: Config, config: str, model: str, backend: str) -> int:
+    """The test loop of ``cfg`` (its model set up: a checkpoint to load, or another
+    backend's stand-in); the metrics printed and written to ``<work_dir>/test_metrics.json``
+    with the config, the model file and ``backend``."""
     runner = build_runner(cfg)
     metrics = runner.test()
     if runner.rank == 0:
         out = osp.join(cfg.work_dir, 'test_metrics.json')
         with open(out, 'w') as f:
-            json.dump(dict(config=config, checkpoint=model,
-                           backend='onnxruntime' if onnx else 'pytorch',
+            json.dump(dict(config=config, checkpoint=model, backend=backend,
                            metrics={k: float(v) for k, v in metrics.items()}), f, indent=2)
         print(f'metrics written to {out}')
     return 0

@@ -7,21 +7,27 @@ test pipeline, before the exporter writes its file.
   for boxes a pixel or two thin, whose IoU float rounding alone moves, every corner within
   ``CORNER_TOL`` pixels) and a score within ``SCORE_TOL``. Detections closer to a threshold
   than the score tolerance may legitimately fall on either side of it.
-- Segmentation: at least ``PIXEL_AGREEMENT`` of the pixels get the same label.
+- Segmentation: the label maps at the original image's size (the test pipeline's resize
+  undone, as mmseg's post-processing does) have at least ``PIXEL_AGREEMENT`` of their pixels
+  equal to mmseg's.
+- A check that compares nothing proves nothing: it fails when no detection clears the
+  thresholds on either side in any check image, or when every check image's map is a single
+  label.
 """
 import os.path as osp
 import tempfile
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Sequence, Tuple
 
 import numpy as np
 import torch
 
-BOX_IOU, CORNER_TOL, SCORE_TOL, PIXEL_AGREEMENT = 0.99, 0.05, 1e-3, 0.999
+BOX_IOU, CORNER_TOL, SCORE_TOL, PIXEL_AGREEMENT = 0.99, 0.05, 1e-3, 0.9999
 RAW_TOL = 1e-4
 
 
 class ExportCheckFailed(RuntimeError):
-    """The exported model disagrees with PyTorch; the message says where and by how much."""
+    """The check of an exported model failed: it disagrees with PyTorch (the message says
+    where and by how much), its images could not be read, or they compared nothing."""
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -81,6 +87,21 @@ def default_images(task: str) -> List[str]:
     return list_inputs(folder)[1]
 
 
+def _samples(plan, images: Sequence[str]) -> Iterator[Tuple[str, dict, np.ndarray]]:
+    """(path, the packed sample, the resized RGB float (3, h, w) input) of each image through
+    the plan's test pipeline, as inference feeds the model."""
+    from coordatt_mm.apis.images import ImageReadError, read_image
+    from coordatt_mm.apis.pipeline import TestPipeline, rgb_input
+    pipeline = TestPipeline(steps=plan.pipeline, scope=plan.scope)
+    for path in images:
+        try:
+            image = read_image(path)
+        except ImageReadError as e:
+            raise ExportCheckFailed(f'{path}: cannot read the check image ({e})') from None
+        packed = pipeline(image)
+        yield path, packed, rgb_input(packed['inputs']).numpy()
+
+
 def _reference_det(model, packed, canvas_hw):
     import torch.nn.functional as F
     data = model.data_preprocessor(dict(inputs=[packed['inputs']],
@@ -97,76 +118,96 @@ def _reference_det(model, packed, canvas_hw):
     return inst.bboxes.numpy(), inst.scores.numpy(), inst.labels.numpy()
 
 
-def _reference_seg(model, packed) -> np.ndarray:
+def _reference_seg(model, packed, canvas_hw) -> np.ndarray:
+    """mmseg's own label map at the original size (``predict``: logits resized to the input,
+    padding cropped, resized to ``ori_shape``, argmax), the image padded at the bottom and
+    right to ``canvas_hw`` as a static graph's runtime pads it."""
+    import torch.nn.functional as F
     data = model.data_preprocessor(dict(inputs=[packed['inputs']],
                                         data_samples=[packed['data_samples']]), False)
+    x, sample = data['inputs'], data['data_samples'][0]
+    pad_h, pad_w = canvas_hw[0] - x.shape[-2], canvas_hw[1] - x.shape[-1]
+    if pad_h or pad_w:  # zeros after normalisation: the mean colour the runtime pads with
+        x = F.pad(x, (0, pad_w, 0, pad_h))
+        sample.set_metainfo(dict(pad_shape=tuple(canvas_hw), padding_size=[0, pad_w, 0, pad_h]))
     with torch.no_grad():
-        logits = model.encode_decode(data['inputs'], [data['data_samples'][0].metainfo])
-    return logits[0].argmax(0).numpy()
+        return model.predict(x, [sample])[0].pred_sem_seg.data[0].numpy()
 
 
-def _canvas_batches(cfg, onnx_model, images: List[str]):
-    """(path, the packed sample, a batch of it on the model's canvas) for each image through
-    the config's test pipeline, as inference feeds the model."""
-    from coordatt_mm.apis.images import read_image
-    from coordatt_mm.apis.pipeline import TestPipeline, rgb_input
-    pipeline = TestPipeline(cfg)
-    for path in images:
-        packed = pipeline(read_image(path))
-        yield path, packed, onnx_model.canvas([rgb_input(packed['inputs']).numpy()])[0]
-
-
-def on_images(cfg, model, onnx_file: str, images: Optional[List[str]] = None) -> dict:
-    """Run ``images`` through the config's test pipeline, the ONNX model (ONNX Runtime, CPU)
-    and ``model`` (PyTorch), and hold them to the rules above; the figures, or
+def on_images(plan, model, onnx_file: str) -> dict:
+    """Run the plan's check images through its test pipeline, the ONNX model (ONNX Runtime,
+    CPU) and ``model`` (PyTorch), and hold them to the rules above; the figures, or
     :class:`ExportCheckFailed`."""
-    from coordatt_mm.deploy.runtime import OnnxModel, detections
-    onnx_model = OnnxModel(onnx_file)
-    task = onnx_model.task
-    images = images if images is not None else default_images(task)
-    if not images:
+    from coordatt_mm.deploy.runtime import OnnxModel
+    if not plan.check_images:
         raise ExportCheckFailed('no image to check the export on')
-    per_image, worst = [], dict(iou=1.0, score=0.0, agreement=1.0)
-    head_cfg = model.bbox_head.test_cfg if task == 'det' else None
-    for path, packed, batch in _canvas_batches(cfg, onnx_model, images):
+    onnx_model = OnnxModel(onnx_file)
+    if plan.task == 'det':
+        return _check_detections(plan, model, onnx_model)
+    return _check_label_maps(plan, model, onnx_model)
+
+
+def _check_detections(plan, model, onnx_model) -> dict:
+    from coordatt_mm.deploy.runtime import detections
+    head_cfg = model.bbox_head.test_cfg
+    score_thr = float(head_cfg.get('score_thr', 0.0))
+    compared, worst_iou, worst_score = 0, 1.0, 0.0
+    for path, packed, x in _samples(plan, plan.check_images):
+        batch = onnx_model.canvas([x])[0]
         out = onnx_model.run(batch)
-        if task == 'det':
-            got = detections(out['dets'][0], out['labels'][0], batch.shape[2:], (1.0, 1.0))
-            ref = _reference_det(model, packed, batch.shape[2:])
-            m = match_detections(ref, got, float(head_cfg.get('score_thr', 0.0)),
-                                 int(head_cfg.get('max_per_img', 100)))
-            if m['matched'] < m['required']:
-                raise ExportCheckFailed(
-                    f'{path}: {m["required"] - m["matched"]} of {m["required"]} detections '
-                    f'have no counterpart (IoU >= {BOX_IOU}, score within {SCORE_TOL}); '
-                    f'PyTorch only (label, score): {m["missing"][:3]}, ONNX only: '
-                    f'{m["extra"][:3]}')
-            worst['iou'] = min(worst['iou'], m['worst_iou'])
-            worst['score'] = max(worst['score'], m['worst_score_diff'])
-            per_image.append(m['required'])
-        else:
-            ref = _reference_seg(model, packed)
-            agree = float((out['labels'][0] == ref).mean())
-            if agree < PIXEL_AGREEMENT:
-                raise ExportCheckFailed(f'{path}: {agree:.4%} of the pixels have PyTorch\'s '
-                                        f'label (at least {PIXEL_AGREEMENT:.1%} required)')
-            worst['agreement'] = min(worst['agreement'], agree)
-            per_image.append(ref.size)
-    if task == 'det':
-        return dict(images=len(images), detections_compared=int(sum(per_image)),
-                    worst_iou=worst['iou'], worst_score_diff=worst['score'])
-    return dict(images=len(images), pixels_compared=int(sum(per_image)),
-                worst_agreement=worst['agreement'])
+        got = detections(out['dets'][0], out['labels'][0], batch.shape[2:], (1.0, 1.0))
+        ref = _reference_det(model, packed, batch.shape[2:])
+        m = match_detections(ref, got, score_thr, int(head_cfg.get('max_per_img', 100)))
+        if m['matched'] < m['required']:
+            raise ExportCheckFailed(
+                f'{path}: {m["required"] - m["matched"]} of {m["required"]} detections '
+                f'have no counterpart (IoU >= {BOX_IOU}, score within {SCORE_TOL}); '
+                f'PyTorch only (label, score): {m["missing"][:3]}, ONNX only: '
+                f'{m["extra"][:3]}')
+        worst_iou = min(worst_iou, m['worst_iou'])
+        worst_score = max(worst_score, m['worst_score_diff'])
+        compared += m['required']
+    if not compared:
+        raise ExportCheckFailed(
+            f'nothing compared: no detection scores above {score_thr + SCORE_TOL:g} in '
+            f'PyTorch or ONNX Runtime on the {len(plan.check_images)} check images; choose '
+            f'images the model finds objects in (--check-images)')
+    return dict(images=len(plan.check_images), detections_compared=compared,
+                worst_iou=worst_iou, worst_score_diff=worst_score)
 
 
-def raw_outputs(cfg, model, onnx_file: str, input_hw, seed: int = 0) -> Dict[str, float]:
+def _check_label_maps(plan, model, onnx_model) -> dict:
+    pixels, worst, varied = 0, 1.0, 0
+    for path, packed, x in _samples(plan, plan.check_images):
+        ori_hw = tuple(packed['data_samples'].metainfo['ori_shape'][:2])
+        got = onnx_model.segment(x, ori_hw)
+        ref = _reference_seg(model, packed, onnx_model.input_hw or x.shape[1:])
+        if got.shape != ref.shape:
+            raise ExportCheckFailed(f'{path}: a {got.shape} label map, PyTorch\'s is '
+                                    f'{ref.shape}')
+        agree = float((got == ref).mean())
+        if agree < PIXEL_AGREEMENT:
+            raise ExportCheckFailed(f'{path}: {agree:.4%} of the pixels have PyTorch\'s '
+                                    f'label (at least {PIXEL_AGREEMENT:.2%} required)')
+        worst, pixels = min(worst, agree), pixels + ref.size
+        varied += len(np.unique(ref)) > 1
+    if not varied:
+        raise ExportCheckFailed(
+            f'nothing compared: PyTorch gives each of the {len(plan.check_images)} check '
+            f'images a single label everywhere; choose images that show several classes '
+            f'(--check-images)')
+    return dict(images=len(plan.check_images), pixels_compared=pixels,
+                worst_agreement=worst)
+
+
+def raw_outputs(plan, model, onnx_file: str, seed: int = 0) -> Dict[str, float]:
     """The raw export's outputs against the PyTorch network's for one random (normalised)
     input: the largest absolute difference, at most ``RAW_TOL`` on the outputs' scale."""
-    from coordatt_mm.apis.build import network
+    from coordatt_mm.deploy.export import raw_network
     from coordatt_mm.deploy.runtime import ort_session
-    x = torch.randn(1, 3, *input_hw, generator=torch.Generator().manual_seed(seed))
+    x = torch.randn(1, 3, *plan.input_hw, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
-        ref = network(cfg, model)(x)
+        ref = raw_network(plan, model)(x)
     ref = ref if isinstance(ref, tuple) else (ref,)
     got = ort_session(onnx_file).run(None, {'input': x.numpy()})
     diff = max(float(np.abs(a.numpy() - b).max()) for a, b in zip(ref, got))
@@ -179,52 +220,70 @@ def raw_outputs(cfg, model, onnx_file: str, input_hw, seed: int = 0) -> Dict[str
 
 # INT8 against its float graph: quantisation moves scores and boxes a little, so the rules
 # are an agreement floor that a broken quantisation (a wrong range, a bad calibration set)
-# falls far below; the accuracy itself is measured with tools/test.py
+# falls far below; the accuracy itself is measured with tools/test.py. Detections are held
+# to it both ways: the float model's that INT8 lost, and INT8's that the float model lacks.
 INT8_SHOWN_SCORE, INT8_IOU, INT8_MATCHED, INT8_PIXELS = 0.3, 0.5, 0.75, 0.95
 
 
-def int8_against_float(cfg, int8_file: str, float_file: str,
-                       images: Optional[List[str]] = None) -> dict:
-    """Detection: the share of the float model's detections scoring >= 0.3 that the INT8
-    model finds (same label, IoU >= 0.5), their mean IoU and score difference; segmentation:
-    the share of pixels with the same label. Raises :class:`ExportCheckFailed` below
-    ``INT8_MATCHED`` / ``INT8_PIXELS``."""
-    from coordatt_mm.deploy.runtime import OnnxModel, detections
+def _found(ref, got) -> Tuple[int, List[float], List[float]]:
+    """Of ``ref``'s detections scoring >= ``INT8_SHOWN_SCORE``: how many, and for those
+    ``got`` has (same label, IoU >= ``INT8_IOU``, any score) their IoUs and score
+    differences."""
+    shown, ious, dscores = 0, [], []
+    for box, score, label in zip(*ref):
+        if score < INT8_SHOWN_SCORE:
+            continue
+        shown += 1
+        same = got[2] == label
+        if same.any():
+            iou = _iou(box, got[0][same])
+            j = int(iou.argmax())
+            if iou[j] >= INT8_IOU:
+                ious.append(float(iou[j]))
+                dscores.append(abs(float(got[1][same][j]) - float(score)))
+    return shown, ious, dscores
+
+
+def int8_against_float(plan, int8_file: str, float_file: str) -> dict:
+    """Detection: of the float model's detections scoring >= 0.3, how many the INT8 model
+    finds (same label, IoU >= 0.5) and how many it lost; of the INT8 model's, how many the
+    float model lacks; the found ones' mean IoU and score difference. Segmentation: the share
+    of pixels with the same label. Raises :class:`ExportCheckFailed` when either side lost
+    more than ``1 - INT8_MATCHED`` of its detections, below ``INT8_PIXELS``, or when there
+    was nothing to compare."""
+    from coordatt_mm.deploy.runtime import OnnxModel
     q, f = OnnxModel(int8_file), OnnxModel(float_file)
-    images = images if images is not None else default_images(f.task)
-    shown = matched = 0
-    ious, dscores, agree, pixels = [], [], 0, 0
-    for _, _, batch in _canvas_batches(cfg, f, images):
-        a, b = f.run(batch), q.run(batch)
-        if f.task == 'det':
-            ref = detections(a['dets'][0], a['labels'][0], batch.shape[2:], (1.0, 1.0))
-            got = detections(b['dets'][0], b['labels'][0], batch.shape[2:], (1.0, 1.0))
-            for box, score, label in zip(*ref):
-                if score < INT8_SHOWN_SCORE:
-                    continue
-                shown += 1
-                same = got[2] == label
-                if same.any():
-                    iou = _iou(box, got[0][same])
-                    j = int(iou.argmax())
-                    if iou[j] >= INT8_IOU:
-                        matched += 1
-                        ious.append(float(iou[j]))
-                        dscores.append(abs(float(got[1][same][j]) - float(score)))
+    n = len(plan.check_images)
+    shown = shown_q = 0
+    ious, dscores, found_q, agree, pixels = [], [], 0, 0, 0
+    for _, packed, x in _samples(plan, plan.check_images):
+        meta = packed['data_samples'].metainfo
+        if plan.task == 'det':
+            a, b = (m.detect([x], [meta['scale_factor']])[0] for m in (f, q))
+            s, i, d = _found(a, b)
+            shown, ious, dscores = shown + s, ious + i, dscores + d
+            s, i, _ = _found(b, a)
+            shown_q, found_q = shown_q + s, found_q + len(i)
         else:
-            agree += int((a['labels'] == b['labels']).sum())
-            pixels += a['labels'].size
-    if f.task == 'det':
-        share = matched / max(shown, 1)
-        if share < INT8_MATCHED:
-            raise ExportCheckFailed(f'INT8 finds {matched} of the float model\'s {shown} '
-                                    f'detections scoring >= {INT8_SHOWN_SCORE} (at least '
-                                    f'{INT8_MATCHED:.0%} required)')
-        return dict(images=len(images), float_detections=shown, matched=matched,
-                    mean_iou=float(np.mean(ious)) if ious else 1.0,
-                    mean_score_diff=float(np.mean(dscores)) if dscores else 0.0)
-    share = agree / max(pixels, 1)
-    if share < INT8_PIXELS:
-        raise ExportCheckFailed(f'INT8 gives the float model\'s label to {share:.2%} of the '
-                                f'pixels (at least {INT8_PIXELS:.0%} required)')
-    return dict(images=len(images), pixel_agreement=share)
+            a, b = (m.segment(x, tuple(meta['ori_shape'][:2])) for m in (f, q))
+            agree, pixels = agree + int((a == b).sum()), pixels + a.size
+    if plan.task == 'seg':
+        share = agree / max(pixels, 1)
+        if share < INT8_PIXELS:
+            raise ExportCheckFailed(f'INT8 gives the float model\'s label to {share:.2%} of '
+                                    f'the pixels (at least {INT8_PIXELS:.0%} required)')
+        return dict(images=n, pixel_agreement=share)
+    lost, extra = shown - len(ious), shown_q - found_q
+    if not shown and not shown_q:
+        raise ExportCheckFailed(f'nothing compared: neither the float nor the INT8 model finds '
+                                f'a detection scoring >= {INT8_SHOWN_SCORE} on the {n} check '
+                                f'images; choose images with objects (--check-images)')
+    allowed = 1 - INT8_MATCHED
+    if lost > allowed * shown or extra > allowed * shown_q:
+        raise ExportCheckFailed(
+            f'INT8 lost {lost} of the float model\'s {shown} detections scoring >= '
+            f'{INT8_SHOWN_SCORE} and has {extra} of its {shown_q} that the float model lacks '
+            f'(same label, IoU >= {INT8_IOU}; at most {allowed:.0%} each way)')
+    return dict(images=n, float_detections=shown, int8_detections=shown_q, matched=len(ious),
+                lost=lost, extra=extra, mean_iou=float(np.mean(ious)) if ious else 1.0,
+                mean_score_diff=float(np.mean(dscores)) if dscores else 0.0)

@@ -8,17 +8,20 @@ Both take what the config's test pipeline makes of an image after resizing: RGB,
   and label -1. It computes what mmdet's dense heads do after the network: per level the
   ``nms_pre`` best (prior, class) pairs above ``score_thr``, box decoding, boxes of zero size
   dropped, per-class NMS (ONNX ``NonMaxSuppression``), the ``max_per_img`` best overall.
-- :class:`SegmentorEnd2End`: ``labels`` (N, H, W), the argmax of the logits resized to the
-  input (bilinear, the head's ``align_corners``), and optionally those ``logits``.
+- :class:`SegmentorEnd2End`: ``labels`` (N, H0, W0) at the original image's size, as mmseg
+  computes them: the logits resized to the input (bilinear, the head's ``align_corners``),
+  cropped to the resized image (``img_shape``), resized to the original size (``ori_shape``),
+  then the argmax; optionally the ``logits`` at the input's size.
 """
 import math
-from typing import List, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from coordatt_mm.deploy.nms import non_max_suppression
+from coordatt_mm.deploy.postprocess import to_original_size
 
 
 class UnsupportedForExport(ValueError):
@@ -111,6 +114,7 @@ class DetectorEnd2End(nn.Module):
     """An mmdet single-stage detector (anchor-based dense head, delta-XYWH boxes) from the
     resized RGB image to ``dets`` and ``labels``, for one static input size ``(H, W)``."""
 
+    input_names = ('input',)
     output_names = ('dets', 'labels')
 
     def __init__(self, model: nn.Module, input_hw: Tuple[int, int]) -> None:
@@ -182,8 +186,15 @@ class DetectorEnd2End(nn.Module):
 
 
 class SegmentorEnd2End(nn.Module):
-    """An mmseg encoder-decoder from the resized RGB image to ``labels`` (N, H, W), any size,
-    and, with ``with_logits``, the ``logits`` (N, classes, H, W) they are the argmax of."""
+    """An mmseg encoder-decoder from the resized RGB image, padded at the bottom and right to
+    the input's size, to ``labels`` (N, H0, W0) at the original image's size, and, with
+    ``with_logits``, the ``logits`` (N, classes, H, W) at the input's size.
+
+    Its inputs besides the image: ``img_shape``, the resized image's (h, w) inside the input,
+    and ``ori_shape``, the original image's (H0, W0); int64, shared by the batch.
+    """
+
+    input_names = ('input', 'img_shape', 'ori_shape')
 
     def __init__(self, model: nn.Module, with_logits: bool = False) -> None:
         super().__init__()
@@ -196,27 +207,17 @@ class SegmentorEnd2End(nn.Module):
         self.with_logits = with_logits
         self.output_names = ('labels', 'logits') if with_logits else ('labels',)
 
-    def forward(self, x):
+    def forward(self, x, img_shape, ori_shape):
+        align = self.model.decode_head.align_corners
         logits = self.model.decode_head(self.model.extract_feat(self.normalise(x)))
-        logits = F.interpolate(logits, size=x.shape[2:], mode='bilinear',
-                               align_corners=self.model.decode_head.align_corners)
-        labels = logits.argmax(1)
+        # to the input's size, as mmseg's decode head predicts; then its post-processing
+        logits = F.interpolate(logits, size=x.shape[2:], mode='bilinear', align_corners=align)
+        labels = to_original_size(logits, img_shape, ori_shape, align).argmax(1)
         return (labels, logits) if self.with_logits else labels
 
 
-def end_to_end(cfg, model: nn.Module, input_hw=None, with_logits: bool = False) -> nn.Module:
-    """The end-to-end network of a detection or segmentation config's model."""
-    from coordatt_mm.registry import task_of
-    task = task_of(cfg)
-    if task == 'det':
-        if input_hw is None:
-            raise ValueError('detection exports need a static input size')
-        return DetectorEnd2End(model, input_hw).eval()
-    if task == 'seg':
-        return SegmentorEnd2End(model, with_logits).eval()
-    raise UnsupportedForExport(f'{cfg.filename}: {task} configs have no end-to-end export '
-                               f'(use --raw)')
-
-
-def output_names(net: nn.Module) -> List[str]:
-    return list(net.output_names)
+def end_to_end(plan, model: nn.Module) -> nn.Module:
+    """The end-to-end network of an export plan's (detection or segmentation) model."""
+    if plan.task == 'det':
+        return DetectorEnd2End(model, plan.input_hw).eval()
+    return SegmentorEnd2End(model, plan.with_logits).eval()

@@ -1,6 +1,11 @@
 """Scoring an exported model with the codebase's own evaluator (``tools/test.py CONFIG
 MODEL.onnx``): the config's test loop, data and metric, with the network replaced by ONNX
-Runtime running the end-to-end graph."""
+Runtime running the end-to-end graph (label maps at each image's original size, as mmseg's
+post-processing gives them)."""
+import os
+import sys
+from typing import Optional
+
 import numpy as np
 import torch
 from mmengine.model import BaseModel
@@ -40,22 +45,17 @@ class OnnxRuntimeModel(BaseModel):
 
     def _predict(self, inputs, data_samples):
         from coordatt_mm.apis.pipeline import rgb_input
-        from coordatt_mm.deploy.runtime import detections, label_map
         images = [rgb_input(x).numpy() for x in inputs]
+        metas = [sample.metainfo for sample in data_samples]
         if self.onnx.task == 'det':
-            batch, sizes = self.onnx.canvas(images)
-            out = self.onnx.run(batch)
-            for i, sample in enumerate(data_samples):
-                boxes, scores, labels = detections(out['dets'][i], out['labels'][i], sizes[i],
-                                                   sample.metainfo['scale_factor'])
+            preds = self.onnx.detect(images, [m['scale_factor'] for m in metas])
+            for sample, (boxes, scores, labels) in zip(data_samples, preds):
                 sample.pred_instances = InstanceData(bboxes=torch.from_numpy(boxes),
                                                      scores=torch.from_numpy(scores),
                                                      labels=torch.from_numpy(labels))
             return data_samples
-        for x, sample in zip(images, data_samples):  # each at its own size
-            out = self.onnx.run(x[None])
-            labels = label_map(out, 0, x.shape[1:], sample.metainfo['ori_shape'],
-                               self.onnx.align_corners)
+        for x, sample, meta in zip(images, data_samples, metas):  # each at its own size
+            labels = self.onnx.segment(x, meta['ori_shape'][:2])
             sample.pred_sem_seg = PixelData(data=torch.from_numpy(
                 labels.astype(np.int64))[None])
         return data_samples
@@ -65,3 +65,23 @@ def use_onnx_model(cfg, model_file: str, device: str = 'cpu') -> None:
     """Make ``cfg`` test ``model_file`` instead of its network (no checkpoint to load)."""
     cfg.model = dict(type='OnnxRuntimeModel', model_file=model_file, device=device)
     cfg.load_from = None
+
+
+def evaluate_onnx(config: str, model_file: str, work_dir: Optional[str] = None,
+                  cfg_options: Optional[dict] = None, launcher: str = 'none',
+                  local_rank: int = 0, device: str = 'cpu') -> int:
+    """``tools/test.py CONFIG MODEL.onnx``: score an end-to-end export, run by ONNX Runtime on
+    ``device``, with the config's test set and evaluator; write ``test_metrics.json`` (as
+    :func:`coordatt_mm.apis.run.test` for checkpoints). The exit status (1 with a one-line
+    error for a model it cannot use)."""
+    from coordatt_mm.apis.run import load_config, run_test_loop
+    from coordatt_mm.deploy.runtime import OnnxModel
+    os.environ.setdefault('LOCAL_RANK', str(local_rank))
+    try:
+        OnnxModel(model_file, device)  # readable, end-to-end, ours: or a one-line error
+    except (RuntimeError, FileNotFoundError, ValueError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    cfg = load_config(config, work_dir, cfg_options, launcher)
+    use_onnx_model(cfg, model_file, device)
+    return run_test_loop(cfg, config, model_file, 'onnxruntime')

@@ -23,12 +23,24 @@ from typing import Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
-from coordatt_mm.deploy.runtime import META
+from coordatt_mm.deploy.runtime import META, size_feeds
 
 # what is quantised and how (see the module docstring)
 KEEP_FLOAT: Sequence[str] = ()
-OP_TYPES = ('Conv', 'Clip', 'Relu', 'Add', 'Mul')
+OP_TYPES = ('Conv', 'Clip', 'Relu', 'Add', 'Mul', 'Sigmoid')
 METHOD = 'percentile'
+# an attention gate's sigmoid output, pinned to [0, 255/256] (TFLite's logistic output):
+# the full 8 bits on the only range a gate can take, whatever the calibration images saw
+GATE_SCALE, GATE_ZERO_POINT = 1 / 256, 0
+
+
+def gate_sigmoids(model) -> Dict[str, str]:
+    """{node name: output tensor} of the Sigmoid nodes that gate a product (an attention
+    layer's ``x * sigmoid(...)``), the ones INT8 quantises; a sigmoid whose output is not
+    multiplied (a detector's class scores, decoded in float) is not among them."""
+    mul_inputs = {i for n in model.graph.node if n.op_type == 'Mul' for i in n.input}
+    return {n.name: n.output[0] for n in model.graph.node
+            if n.op_type == 'Sigmoid' and n.output[0] in mul_inputs}
 
 
 def float_nodes(model, keep_float: Sequence[str]) -> List[str]:
@@ -40,32 +52,55 @@ def float_nodes(model, keep_float: Sequence[str]) -> List[str]:
             if any(p in n.name.rsplit('/', 1)[0] + '/' for p in parts)]
 
 
-class ImageCalibration:
-    """ONNX Runtime calibration data: ``images`` through the config's test pipeline, resized
-    and padded as the runtime feeds the model (``onnxruntime.quantization``'s
-    CalibrationDataReader protocol)."""
+class CalibrationError(ValueError):
+    """No INT8 calibration image could be read; the message names the folder."""
 
-    def __init__(self, cfg, model_file: str, images: Sequence[str]) -> None:
+
+class ImageCalibration:
+    """ONNX Runtime calibration data (``onnxruntime.quantization``'s CalibrationDataReader
+    protocol): an export plan's calibration images through its test pipeline, read when made
+    (before anything is exported), then resized and padded as the runtime feeds the model
+    given to :meth:`for_model`.
+
+    Attributes:
+        inputs (list[Tensor]): the packed (3, h, w) images of the readable ones.
+        skipped (list[str]): ``'path: why'`` of those that could not be read.
+
+    Raises:
+        CalibrationError: none could be read.
+    """
+
+    def __init__(self, plan) -> None:
+        from coordatt_mm.apis.images import ImageReadError, iter_images
         from coordatt_mm.apis.pipeline import TestPipeline
-        from coordatt_mm.deploy.runtime import OnnxModel
-        self.cfg, self.images = cfg, list(images)
-        self.model = OnnxModel(model_file)
-        self.pipeline = TestPipeline(cfg)
+        pipeline = TestPipeline(steps=plan.pipeline, scope=plan.scope)
+        self.inputs, self.skipped = [], []
+        for path, image in iter_images(plan.calibration_images):
+            if isinstance(image, ImageReadError):
+                self.skipped.append(f'{path}: {image}')
+            else:
+                self.inputs.append(pipeline(image)['inputs'])
+        if not self.inputs:
+            paths = plan.calibration_images
+            where = osp.commonpath([osp.dirname(osp.abspath(p)) for p in paths]) if paths \
+                else 'the calibration images'
+            why = f' ({len(paths)} tried; {self.skipped[0]})' if self.skipped else ''
+            raise CalibrationError(f'{where}: no readable calibration image{why}')
+        self.model = None
         self._it: Optional[Iterator] = None
 
+    def for_model(self, model_file: str) -> 'ImageCalibration':
+        """This data, fed to ``model_file`` (an end-to-end export)."""
+        from coordatt_mm.deploy.runtime import OnnxModel
+        self.model, self._it = OnnxModel(model_file), None
+        return self
+
     def _batches(self):
-        from coordatt_mm.apis.images import ImageReadError, read_image
         from coordatt_mm.apis.pipeline import rgb_input
-        arrays = []
-        for path in self.images:
-            try:
-                arrays.append(rgb_input(self.pipeline(read_image(path))['inputs']).numpy())
-            except ImageReadError:
-                continue
         # one canvas for all: the histogram calibrators stack each tensor across images
-        hw = tuple(max(a.shape[i] for a in arrays) for i in (1, 2)) if arrays else None
-        for a in arrays:
-            yield {self.model.input_name: self.model.canvas([a], hw)[0]}
+        hw = tuple(max(int(x.shape[i]) for x in self.inputs) for i in (1, 2))
+        for x in self.inputs:
+            yield {self.model.input_name: self.model.canvas([rgb_input(x).numpy()], hw)[0]}
 
     def get_next(self) -> Optional[Dict[str, np.ndarray]]:
         if self._it is None:
@@ -92,6 +127,22 @@ class ArrayCalibration:
         self.i = 0
 
 
+class _WithSizes:
+    """A calibration reader whose feeds gain the size inputs of a segmentation graph (its
+    input's own size: labels at the input's size) where the graph takes them."""
+
+    def __init__(self, reader, input_names: Sequence[str]) -> None:
+        self.reader, self.input_names = reader, list(input_names)
+
+    def get_next(self) -> Optional[Dict[str, np.ndarray]]:
+        feeds = self.reader.get_next()
+        return None if feeds is None else \
+            {**size_feeds(self.input_names, feeds[self.input_names[0]]), **feeds}
+
+    def rewind(self) -> None:
+        self.reader.rewind()
+
+
 def quantize_int8(float_file: str, out: str, reader, keep_float: Sequence[str] = KEEP_FLOAT,
                   method: str = METHOD, op_types: Sequence[str] = OP_TYPES) -> dict:
     """Write the INT8 QDQ model of ``float_file`` to ``out``, calibrated with ``reader``;
@@ -107,12 +158,23 @@ def quantize_int8(float_file: str, out: str, reader, keep_float: Sequence[str] =
         quant_pre_process(float_file, pre, skip_symbolic_shape=True)
         model = onnx.load(pre)
         excluded = float_nodes(model, keep_float)
+        gates = gate_sigmoids(model)
+        if 'Sigmoid' in op_types:
+            excluded += [n.name for n in model.graph.node
+                         if n.op_type == 'Sigmoid' and n.name not in gates]
+        overrides = {t: [dict(scale=np.array(GATE_SCALE, np.float32),
+                              zero_point=np.array(GATE_ZERO_POINT, np.uint8))]
+                     for name, t in gates.items() if name not in excluded}
+        initializers = {t.name for t in model.graph.initializer}
+        reader = _WithSizes(reader, [i.name for i in model.graph.input
+                                     if i.name not in initializers])
         quantize_static(pre, out, reader, quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         nodes_to_exclude=excluded, calibrate_method=methods[method],
                         op_types_to_quantize=list(op_types),
                         extra_options=dict(ActivationSymmetric=False,
-                                           WeightSymmetric=True))
+                                           WeightSymmetric=True,
+                                           TensorQuantOverrides=overrides))
     source = {p.key: p.value for p in onnx.load(float_file, load_external_data=False)
               .metadata_props}
     q = onnx.load(out)

@@ -53,12 +53,31 @@ def ort_kernel_shares(onnx_file: str, x: np.ndarray, runs: int = 20,
     return {k: v / s for k, v in sorted(total.items(), key=lambda kv: -kv[1])}
 
 
+SIZE_INPUTS = ('img_shape', 'ori_shape')  # segmentation graphs' sizes (end2end.py)
+
+
+def size_feeds(input_names: Sequence[str], batch: np.ndarray,
+               img_hw: Optional[Sequence[int]] = None,
+               ori_hw: Optional[Sequence[int]] = None) -> Dict[str, np.ndarray]:
+    """A graph's inputs for ``batch`` (its first input): with the segmentation graphs'
+    ``img_shape`` and ``ori_shape`` where it takes them, by default the batch's own size (the
+    label map at the input's size)."""
+    feeds = {input_names[0]: batch}
+    if set(SIZE_INPUTS) <= set(input_names):
+        img_hw = tuple(img_hw or batch.shape[2:])
+        feeds['img_shape'] = np.asarray(img_hw, np.int64)
+        feeds['ori_shape'] = np.asarray(ori_hw or img_hw, np.int64)
+    return feeds
+
+
 class OnnxModel:
     """An end-to-end model written by ``tools/deploy/export_onnx.py``, run by ONNX Runtime.
 
     Its metadata says the task, the class names and palette, the value padding stands for
-    and the segmentation head's ``align_corners``; detection models have one static input
-    size (``input_hw``), segmentation models take any.
+    and the segmentation head's ``align_corners``. Detection models have one static input
+    size (``input_hw``); segmentation models any size, or one with ``--static``, and take the
+    resized and the original image's size (``takes_sizes``; exports before that option give
+    their labels at the input's size).
     """
 
     def __init__(self, path: str, device: str = 'cpu', threads: Optional[int] = None) -> None:
@@ -85,23 +104,27 @@ class OnnxModel:
         self.pad_rgb = np.asarray(json.loads(meta.get(META + 'pad_rgb', '[0, 0, 0]')),
                                   np.float32)
         self.align_corners = meta.get(META + 'align_corners') == 'true'
-        inp = self.session.get_inputs()[0]
-        self.input_name = inp.name
-        dims = inp.shape[2:]
+        inputs = self.session.get_inputs()
+        self.input_names = [i.name for i in inputs]
+        self.input_name = self.input_names[0]
+        self.takes_sizes = set(SIZE_INPUTS) <= set(self.input_names)
+        dims = inputs[0].shape[2:]
         self.input_hw = tuple(dims) if all(isinstance(d, int) for d in dims) else None
         self.output_names = [o.name for o in self.session.get_outputs()]
 
-    def run(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
-        """Outputs by name for a (N, 3, H, W) float32 RGB batch."""
-        return dict(zip(self.output_names,
-                        self.session.run(None, {self.input_name: batch})))
+    def run(self, batch: np.ndarray, img_hw: Optional[Sequence[int]] = None,
+            ori_hw: Optional[Sequence[int]] = None) -> Dict[str, np.ndarray]:
+        """Outputs by name for a (N, 3, H, W) float32 RGB batch; segmentation: the resized
+        images' size in it and their original size (:func:`size_feeds`)."""
+        feeds = size_feeds(self.input_names, batch, img_hw, ori_hw)
+        return dict(zip(self.output_names, self.session.run(None, feeds)))
 
     def canvas(self, images: Sequence[np.ndarray], hw: Optional[Tuple[int, int]] = None
                ) -> Tuple[np.ndarray, List[Tuple[int, int]]]:
         """A batch of (3, h, w) RGB float images: padded at the bottom and right to the
-        model's static size (detection; with the value that normalises to 0, as mmdet pads
-        the normalised batch) or, for segmentation, to ``hw`` or else the largest of them;
-        and each image's own (h, w)."""
+        model's static size (with the value that normalises to 0, as mmdet pads the
+        normalised batch) or, for dynamic sizes, to ``hw`` or else the largest of them; and
+        each image's own (h, w)."""
         sizes = [tuple(im.shape[1:]) for im in images]
         hw = self.input_hw or hw or tuple(max(s[i] for s in sizes) for i in (0, 1))
         too_big = [s for s in sizes if s[0] > hw[0] or s[1] > hw[1]]
@@ -113,6 +136,25 @@ class OnnxModel:
         for b, im in zip(batch, images):
             b[:, :im.shape[1], :im.shape[2]] = im
         return batch, sizes
+
+    def detect(self, images: Sequence[np.ndarray], scale_factors: Sequence[Sequence[float]]
+               ) -> List[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(boxes, scores, labels) in original pixels for resized (3, h, w) RGB images and
+        their resizes' ``scale_factor`` (w, h), in one run."""
+        batch, sizes = self.canvas(images)
+        out = self.run(batch)
+        return [detections(out['dets'][i], out['labels'][i], sizes[i], s)
+                for i, s in enumerate(scale_factors)]
+
+    def segment(self, image: np.ndarray, ori_hw: Sequence[int]) -> np.ndarray:
+        """The label map (``ori_hw``; uint8 up to 256 classes) of a resized (3, h, w) RGB
+        image, run on its own: the graph crops and resizes for ``ori_hw`` as mmseg does."""
+        batch, [hw] = self.canvas([image])
+        out = self.run(batch, hw, ori_hw)
+        if not self.takes_sizes:  # an older export: its labels or logits at the input's size
+            return label_map(out, 0, hw, tuple(ori_hw), self.align_corners)
+        labels = out['labels'][0]
+        return labels.astype(np.uint8 if labels.max(initial=0) < 256 else np.int32)
 
 
 def detections(dets: np.ndarray, labels: np.ndarray, img_hw: Tuple[int, int],
@@ -131,9 +173,10 @@ def detections(dets: np.ndarray, labels: np.ndarray, img_hw: Tuple[int, int],
 
 def label_map(outputs: Dict[str, np.ndarray], i: int, img_hw: Tuple[int, int],
               ori_hw: Tuple[int, int], align_corners: bool) -> np.ndarray:
-    """One image's label map at the original resolution: from the ``logits`` when the model
-    has them (bilinear upsampling then argmax, as mmseg and the PyTorch path compute it),
-    else the ``labels`` resized by nearest neighbour."""
+    """One image's label map at the original resolution from an export whose outputs are at
+    the input's size (made before the graphs took the image sizes): from the ``logits`` when
+    it has them (bilinear upsampling then argmax, as mmseg computes it), else the ``labels``
+    resized by nearest neighbour."""
     from coordatt_mm.apis.label_maps import resize_labels, upsample_argmax
     h, w = img_hw
     if 'logits' in outputs:

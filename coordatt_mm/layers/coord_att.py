@@ -240,6 +240,8 @@ class CoordAtt(nn.Module):
           the windows and scales of the others are the input's size): means and broadcasting
           products.
         """
+        if self.export_form == 'integer':
+            return self._forward_integer(x, weights)
         w1, b1, wh, bh, ww, bw = self._export_weights(weights)
         if self.export_form == 'broadcast':
             a_h = F.conv2d(self.act(F.conv2d(x.mean(3, keepdim=True), w1, b1)), wh, bh)
@@ -255,6 +257,38 @@ class CoordAtt(nn.Module):
         # constant integer scales: a Resize without shape arithmetic in the graph
         return (x * F.interpolate(a_w, scale_factor=(float(h), 1.0), mode='nearest')
                 * F.interpolate(a_h, scale_factor=(1.0, float(w)), mode='nearest'))
+
+    def _forward_integer(self, x: torch.Tensor, weights: tuple) -> torch.Tensor:
+        """The 'integer' export form: every operator one that the runtimes' INT8 pipelines
+        run on integers (ONNX Runtime: QLinearConv, QLinearMul, QLinearSigmoid; OpenVINO's
+        low-precision convolutions and multiplies), for a static input size.
+
+        - the row and column means as depthwise convolutions with (1, W) and (H, 1) kernels
+          of weight 1/W and 1/H (a channel's weights are equal, so per-channel int8 holds
+          them exactly);
+        - the shared transform once per branch (in eval its BatchNorm is per-channel affine,
+          so this equals the concatenated form), h-swish as ``t * clip(t / 6 + 1/2, 0, 1)``
+          with the second factor a convolution of its own (weights / 6, bias / 6 + 1/2) whose
+          clip an 8-bit range [0, 1] expresses; ReLU and ReLU6 as clips;
+        - the sigmoid gates and one product per gate, broadcasting.
+        """
+        w1, b1, wth, bh, wtw, bw = weights
+        n, c, h, w = (int(v) for v in x.shape)  # static shapes, as the export specialises
+        mip = int(w1.shape[0])
+        w1 = w1.view(mip, c, 1, 1)
+        mean_w = F.conv2d(x, x.new_full((c, 1, 1, w), 1.0 / w), groups=c)  # N,C,H,1
+        mean_h = F.conv2d(x, x.new_full((c, 1, h, 1), 1.0 / h), groups=c)  # N,C,1,W
+        act = self._modules['act']
+
+        def encode(m: torch.Tensor) -> torch.Tensor:
+            t = F.conv2d(m, w1, b1)
+            if isinstance(act, (nn.Hardswish, HSwish)):
+                return t * F.conv2d(m, w1 / 6, b1 / 6 + 0.5).clamp(0, 1)
+            return act(t)
+
+        a_h = F.conv2d(encode(mean_w), wth.t().reshape(c, mip, 1, 1), bh).sigmoid()
+        a_w = F.conv2d(encode(mean_h), wtw.t().reshape(c, mip, 1, 1), bw).sigmoid()
+        return x * a_h * a_w
 
     def _export_weights(self, weights: tuple) -> tuple:
         """The eval weights as 1x1 conv kernels, mip padded to a multiple of 16; cached with

@@ -3,8 +3,9 @@
 or raw (``--raw``), written only once ONNX Runtime agrees with PyTorch on images; see
 docs/deploy.md or ``--help``.
 
-    python tools/deploy/export_onnx.py CONFIG CHECKPOINT OUT.onnx [--shape H W] [--raw]
-        [--with-logits] [--check-images DIR] [--opset 17]
+    python tools/deploy/export_onnx.py CONFIG CHECKPOINT OUT.onnx [--shape H W] [--static]
+        [--raw] [--with-logits] [--check-images DIR_OR_FILE ...] [--int8 CALIB_DIR]
+        [--ca-form FORM] [--opset 17]
 """
 import sys
 

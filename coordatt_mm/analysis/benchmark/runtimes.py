@@ -7,6 +7,7 @@ from typing import Callable, Dict, Optional, Tuple
 
 from coordatt_mm.deploy import ort_kernel_shares, ort_session
 from coordatt_mm.deploy.quantize import OP_TYPES
+from coordatt_mm.deploy.runtime import size_feeds
 
 PRECISIONS = ('fp32', 'int8')
 # one exported graph: (precision, CA's export form, operator types quantised: () in FP32)
@@ -53,7 +54,8 @@ class Runtime:
 
 def _ort_runner(path: str, threads: int):
     sess = ort_session(path, threads)
-    return lambda x: sess.run(None, {'input': x})
+    names = [i.name for i in sess.get_inputs()]
+    return lambda x: sess.run(None, size_feeds(names, x))
 
 
 def _ort_kernel_shares(path: str, x, threads: int) -> Dict[str, float]:
@@ -66,7 +68,8 @@ def _openvino_runner(path: str, threads: int):
                                                      'NUM_STREAMS': 1,
                                                      'PERFORMANCE_HINT': 'LATENCY'})
     request = compiled.create_infer_request()
-    return lambda x: request.infer({0: x})
+    names = [p.get_any_name() for p in compiled.inputs]
+    return lambda x: request.infer(size_feeds(names, x))
 
 
 # section name -> runtime; CA's forms are the fastest measured on each runtime
