@@ -1,7 +1,9 @@
 """Configs, built offline, and made-up batches in the codebases' data structures: what the
 tests that run a model's training or test step share."""
+import re
 from pathlib import Path
 
+import pytest
 import torch
 
 from coordatt_mm.apis.build import build_model, load_config
@@ -9,6 +11,18 @@ from coordatt_mm.apis.build import build_model, load_config
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(p for p in (REPO / 'configs').rglob('*.py') if '_base_' not in p.parts)
 SEG_SIZE = (64, 64)
+# configs of the attention modules compared with CA beside SE and CBAM: one of each task in the
+# default run (each module's layer is tested on its own in tests/test_attention_zoo.py)
+ZOO = re.compile(r'-(eca|triplet|simam|se-hswish|cbam-hswish|ca-relu)[-_]')
+ZOO_DEFAULT = {'ssdlite_mobilenetv2-eca_8xb24-600e_coco.py',
+               'deeplabv3_mobilenetv2-triplet-d16_4xb4-20k_voc12aug-512x512.py',
+               'mobilenet-v2-simam_4xb64-coslr-200e_in1k.py'}
+
+
+def default_or_slow(paths):
+    """``paths`` as pytest parameters, those of ZOO outside ZOO_DEFAULT marked slow."""
+    return [pytest.param(p, marks=pytest.mark.slow)
+            if ZOO.search(p.name) and p.name not in ZOO_DEFAULT else p for p in paths]
 
 
 def n_params(m):

@@ -35,7 +35,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from coordatt_mm import CoordAtt, MobileNetV2CA, MobileNeXtCA
 from coordatt_mm.apis.build import build_model, quiet_logs
 
-from model_batches import CONFIGS, batch_for, build, total_loss
+from model_batches import CONFIGS, ZOO, batch_for, build, total_loss
 
 DENSE = [p for p in CONFIGS if p.parent.name in ('ssdlite', 'deeplabv3', 'retinanet')
          or p.name.startswith(('ssdlite', 'deeplabv3'))]
@@ -105,7 +105,10 @@ def loss_of(data):
     return forward
 
 
-@pytest.mark.parametrize('path', [pytest.param(p, marks=pytest.mark.slow) if '_r50' in p.name
+# the other attention modules' configs: their layers are tested under autocast in
+# tests/test_attention_zoo.py
+@pytest.mark.parametrize('path', [pytest.param(p, marks=pytest.mark.slow)
+                                  if '_r50' in p.name or ZOO.search(p.name)
                                   else p for p in DENSE], ids=lambda p: p.name)
 def test_config_training_step_under_autocast(path):
     torch.manual_seed(0)

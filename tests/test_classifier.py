@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.runner.checkpoint import load_checkpoint
 
 import coordatt_mm.classifiers  # noqa: F401  (registers ReleasedLayoutClassifier)
-from coordatt_mm.apis.build import build_model
+from coordatt_mm.apis.build import build_model, load_config
 from coordatt_mm.checkpoint import CheckpointMismatchError
 
 from reference_mbv2 import random_state, released_logits, released_shapes
@@ -63,7 +62,7 @@ def test_own_checkpoints_load_unchanged():
 
 def test_configs_state_the_paper_recipe_and_top1():
     for path in IMAGENET:
-        cfg = Config.fromfile(str(path))
+        cfg = load_config(str(path))  # parsed with the codebases' metafiles read once
         opt = cfg.optim_wrapper.optimizer
         assert (opt.type, opt.lr, opt.momentum, opt.weight_decay) == ('SGD', 0.05, 0.9, 4e-5)
         assert cfg.train_cfg.max_epochs == 200 and cfg.param_scheduler.T_max == 200

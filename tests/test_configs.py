@@ -9,7 +9,16 @@ import torch
 
 from coordatt_mm.apis.build import build_model
 
-from model_batches import CONFIGS, REPO, SEG_SIZE, batch_for, build, loss_step, n_params
+from model_batches import (
+    CONFIGS,
+    REPO,
+    SEG_SIZE,
+    batch_for,
+    build,
+    default_or_slow,
+    loss_step,
+    n_params,
+)
 
 # exact arithmetic: MBv2 stages without the 1280 conv + ASPP(256, 1x1 projection) + classifier,
 # beside the paper's 4.5M and 5.0M
@@ -35,7 +44,7 @@ def check_segmentor(path, model):
         assert abs(n / (5.0e6 if '-ca-' in path.name else 4.5e6) - 1) < 0.10
 
 
-@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.name)
+@pytest.mark.parametrize('path', default_or_slow(CONFIGS), ids=lambda p: p.name)
 def test_config_trains_every_parameter_and_predicts(path):
     cfg, model = build(path)
     assert cfg.runner_type == 'CPUDistributedRunner'

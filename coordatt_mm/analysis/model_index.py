@@ -1,15 +1,23 @@
 """OpenMMLab's model index (``model-index.yml`` and ``configs/*/metafile.yml``, what ``mim
 search coordatt_mm`` reads), generated from files: every config under ``configs/`` (``_base_``
 aside), its task and dataset from the config, the paper's metric from
-``coordatt_mm/data/paper_results.json``, the parameter count from the model it builds."""
+``coordatt_mm/data/paper_results.json``, the parameter count and multiply-adds from the model
+it builds: ``FLOPs`` as OpenMMLab's metafiles count them (every convolution and linear layer)
+and ``M-Adds`` as the paper does (those plus the attention layers' pooling and gating), at the
+``Input Size`` the config tests at (:func:`input_hw`)."""
 import os.path as osp
 from functools import lru_cache
 from glob import glob
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import yaml
 
-from coordatt_mm.analysis.complexity import REPO, count_params, load_paper_results
+from coordatt_mm.analysis.complexity import (
+    REPO,
+    count_madds_by_shapes,
+    count_params,
+    load_paper_results,
+)
 
 PAPER = dict(Title='Coordinate Attention for Efficient Mobile Network Design',
              URL='https://arxiv.org/abs/2103.02907')
@@ -49,25 +57,50 @@ def _paper_rows() -> Dict[str, dict]:
     return rows
 
 
+def input_hw(cfg, task: str) -> Tuple[int, int]:
+    """(H, W) a config's model is counted at: the classifiers' centre crop, the segmentors'
+    training crop, the detectors' test resize (a keep-ratio resize as its (short, long) sides,
+    padded to the data preprocessor's divisor)."""
+    from coordatt_mm.apis.build import test_dataset_cfg
+    if task == 'seg':
+        h, w = cfg.model.data_preprocessor.size
+        return int(h), int(w)
+    steps = cfg.get('test_pipeline') or test_dataset_cfg(cfg)['pipeline']
+    if task == 'cls':
+        crop = next(s['crop_size'] for s in steps if s['type'] == 'CenterCrop')
+        return (crop, crop) if isinstance(crop, int) else (int(crop[1]), int(crop[0]))
+    w, h = next(s['scale'] for s in steps if s['type'] == 'Resize')
+    if next(s for s in steps if s['type'] == 'Resize').get('keep_ratio'):
+        h, w = min(h, w), max(h, w)
+    div = cfg.model.data_preprocessor.get('pad_size_divisor', 1) or 1
+    return -(-int(h) // div) * div, -(-int(w) // div) * div
+
+
 @lru_cache(maxsize=None)
 def config_facts(config: str) -> tuple:
-    """(task, dataset type, parameter count) of the model ``config`` (a path relative to the
-    repository) builds; built once per process."""
-    from coordatt_mm.apis.build import build_model, test_dataset_cfg
+    """(task, dataset type, parameter count, multiply-adds as :func:`count_madds` gives them,
+    input (H, W)) of the model ``config`` (a path relative to the repository) builds, on the
+    meta device; once per process."""
+    from coordatt_mm.apis.build import build_model, network, test_dataset_cfg
     from coordatt_mm.registry import task_of
     cfg, model = build_model(osp.join(REPO, config), device='meta')
-    return task_of(cfg), test_dataset_cfg(cfg)['type'], count_params(model)
+    task = task_of(cfg)
+    hw = input_hw(cfg, task)
+    madds = count_madds_by_shapes(network(cfg, model), (1, 3, *hw))
+    return task, test_dataset_cfg(cfg)['type'], count_params(model), madds, hw
 
 
 def _entry(config: str, collection: str, row: Optional[dict]) -> dict:
-    task, dataset, params = config_facts(config)
+    task, dataset, params, madds, hw = config_facts(config)
     dataset = DATASET_NAMES.get(dataset, dataset)
     result = dict(Task=TASK_NAMES[task], Dataset=dataset)
     if row and row.get('paper') is not None:  # the paper's number, not ours
         result['Metrics'] = {METRIC_NAMES.get(row['metric'], row['metric']): row['paper']}
+    meta = {'Training Data': dataset, 'Parameters': params, 'FLOPs': madds['conv_linear'],
+            'M-Adds': madds['conv_linear'] + madds['attention_elementwise'],
+            'Input Size': f'{hw[0]}x{hw[1]}'}
     entry = dict(Name=osp.splitext(osp.basename(config))[0], **{'In Collection': collection},
-                 Config=config, Metadata={'Training Data': dataset, 'Parameters': params},
-                 Results=[result])
+                 Config=config, Metadata=meta, Results=[result])
     if row and row.get('weights'):
         entry['Weights'] = row['weights']
     return entry

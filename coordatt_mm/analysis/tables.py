@@ -3,6 +3,9 @@
 - README results table: the paper's numbers (``coordatt_mm/data/paper_results.json``), the
   parameter counts of the models our configs build, and measured metrics where a results file
   exists (``results/<config name>.json``, as ``tools/test.py`` writes ``test_metrics.json``);
+  the same for the other attention modules' configs in docs/models.md, beside their parameter
+  counts at each attention position (``docs/attention_positions.md``,
+  ``tools/analysis/complexity.py --positions --out``);
 - README ImageNet table: the paper's ImageNet rows beside our ``configs/imagenet/``;
 - README demo table: ``docs/demo_summary.json`` (``tools/demo.py --publish docs``);
 - ``model-index.yml`` and ``configs/*/metafile.yml``: :mod:`coordatt_mm.analysis.model_index`;
@@ -35,28 +38,37 @@ def _measured(row: dict) -> str:
     return 'n/a'
 
 
-def results_table() -> str:
+def results_table(key: str = 'rows', links_from: str = '') -> str:
+    """The dense rows of ``paper_results.json[key]``: ``'rows'`` the paper's (README),
+    ``'attention_rows'`` the other attention modules' (docs/models.md, whose links to the
+    configs start with ``links_from='../'``)."""
     lines = ['| task | dataset | model | metric | paper | ours | params paper | params ours '
              '| config |', '|---|---|---|---|---|---|---|---|---|']
-    for row in load_paper_results()['rows']:
+    for row in load_paper_results()[key]:
         n = config_facts(row['config'])[2]
         paper = row['paper'] if row['paper'] is not None else row.get('reference', '–')
         pp = f"{row['paper_params_m']}M" if row['paper_params_m'] else '–'
         name = osp.basename(row['config'])
         lines.append(f"| {row['task']} | {row['dataset']} | {row['model']} | {row['metric']} | "
                      f"{paper} | {_measured(row)} | {pp} | {n / 1e6:.2f}M | "
-                     f"[{name}]({row['config']}) |")
+                     f"[{name}]({links_from}{row['config']}) |")
     return '\n'.join(lines)
 
 
 def imagenet_table() -> str:
-    lines = ['| model | top-1 paper | params paper | params ours | M-Adds paper | config | '
-             'weights |', '|---|---|---|---|---|---|---|']
+    lines = ['| model | top-1 paper | params paper | params ours | M-Adds paper | M-Adds ours | '
+             'config | weights |', '|---|---|---|---|---|---|---|---|']
     for row in load_paper_results()['imagenet']:
         weights = f"[released]({row['weights']})" if row.get('weights') else '–'
-        lines.append(f"| {row['model']} | {row['top1']} | {row['params_m']}M | "
-                     f"{config_facts(row['config'])[2] / 1e6:.2f}M | {row['madds_m']}M | "
-                     f"[{osp.basename(row['config'])}]({row['config']}) | {weights} |")
+        # a module the paper has no row for: its own paper's figure, with that recipe
+        top1 = row['top1'] if row['top1'] is not None else row['reference']
+        params, madds = (f'{v}M' if v is not None else '–'
+                         for v in (row['params_m'], row['madds_m']))
+        _, _, n, ours, _ = config_facts(row['config'])
+        ours = (ours['conv_linear'] + ours['attention_elementwise']) / 1e6
+        lines.append(f"| {row['model']} | {top1} | {params} | {n / 1e6:.2f}M | {madds} | "
+                     f"{ours:.0f}M | [{osp.basename(row['config'])}]({row['config']}) | "
+                     f"{weights} |")
     return '\n'.join(lines)
 
 
@@ -99,6 +111,11 @@ def sections() -> Dict[str, Dict[str, callable]]:
         osp.join(REPO, 'README.md'): {'results-table': results_table,
                                       'imagenet-table': imagenet_table,
                                       'demo-table': demo_table},
+        osp.join(DOCS, 'models.md'): {
+            'attention-results-table': lambda: results_table('attention_rows', '../'),
+            'attention-positions-table': lambda: _file(
+                'attention_positions.md', '_not counted yet: `python tools/analysis/complexity.py '
+                '--positions --out docs/attention_positions.md`_')},
         osp.join(DOCS, 'performance.md'): {
             'complexity-table': lambda: _file('complexity.md', '_not counted yet: '
                                               '`python tools/analysis/complexity.py --out '

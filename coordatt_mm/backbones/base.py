@@ -12,6 +12,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from coordatt_mm.layers.hooks import hooked
 
+# where a block's attention sits: the Coordinate Attention paper's slot (on the expanded
+# features after the depthwise conv) or ECA's and Triplet Attention's (on the block's output,
+# after its last conv + BN, before the residual addition)
+ATTENTION_POSITIONS = ('after_depthwise', 'after_project')
+
 # mmdet's and mmseg's MobileNetV2 start from this when no checkpoint is given
 DEFAULT_INIT_CFG = [
     dict(type='Kaiming', layer='Conv2d'),
@@ -93,6 +98,14 @@ class MobileBackbone(BaseModule):
                 if isinstance(m, _BatchNorm):
                     m.eval()
         return self
+
+
+def check_attention_position(position: str) -> str:
+    """``position`` if it is one of :data:`ATTENTION_POSITIONS`, else a ValueError."""
+    if position not in ATTENTION_POSITIONS:
+        raise ValueError(f'attention_position must be one of {ATTENTION_POSITIONS}, '
+                         f'got {position!r}')
+    return position
 
 
 def make_divisible(value: float, divisor: int, min_ratio: float = 0.9) -> int:

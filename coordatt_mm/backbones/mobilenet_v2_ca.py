@@ -15,6 +15,7 @@ from mmengine.model import BaseModule
 
 from coordatt_mm.backbones.base import (
     MobileBackbone,
+    check_attention_position,
     conv_module_map,
     conv_then_attention,
     make_divisible,
@@ -52,8 +53,10 @@ _LAYOUTS = {
 class InvertedResidualCA(BaseModule):
     """expand 1x1 -> depthwise 3x3 -> attention -> linear project 1x1 (+ identity).
 
-    The attention sits on the expanded features after the depthwise conv, as in the
-    released model; blocks with ``expand_ratio == 1`` have neither expansion nor attention.
+    ``attention_position='after_depthwise'``: the attention sits on the expanded features
+    after the depthwise conv, as in the released model; blocks with ``expand_ratio == 1``
+    have neither expansion nor attention. ``'after_project'``: every block has one, on its
+    output channels after the projection conv + BN, before the identity is added.
     """
 
     def __init__(self,
@@ -67,10 +70,12 @@ class InvertedResidualCA(BaseModule):
                  norm_cfg: dict = dict(type='BN'),
                  act_cfg: dict = dict(type='ReLU6'),
                  with_cp: bool = False,
+                 attention_position: str = 'after_depthwise',
                  init_cfg=None) -> None:
         super().__init__(init_cfg)
         assert stride in (1, 2), f'stride must be 1 or 2, got {stride}'
         self.with_cp = with_cp
+        self.attention_position = check_attention_position(attention_position)
         self.use_res_connect = stride == 1 and in_channels == out_channels
         hidden = int(round(in_channels * expand_ratio))
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg)
@@ -81,13 +86,18 @@ class InvertedResidualCA(BaseModule):
             hidden, hidden, 3, stride=stride, padding=dilation, dilation=dilation,
             groups=hidden, act_cfg=act_cfg, **common)
         self.attention = None
-        if expand_ratio != 1:
+        if attention_position == 'after_project':
+            self.attention = build_attention(attention, out_channels, norm_cfg)
+        elif expand_ratio != 1:
             self.attention = build_attention(attention, hidden, norm_cfg)
         self.project = ConvModule(hidden, out_channels, 1, act_cfg=None, **common)
 
     def _body(self, x: torch.Tensor) -> torch.Tensor:
         out = x if self.expand is None else self.expand(x)
-        out = conv_then_attention(self.depthwise, self.attention, out, then=self.project)
+        if self.attention_position == 'after_depthwise':
+            out = conv_then_attention(self.depthwise, self.attention, out, then=self.project)
+        else:  # CA folds the projection's BN into its eval passes, as it does the depthwise's
+            out = conv_then_attention(self.project, self.attention, self.depthwise(out))
         return x + out if self.use_res_connect else out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -118,9 +128,16 @@ class MobileNetV2CA(MobileBackbone):
             MobileNetV2 (its released DeepLabV3 weights expect this); ``'every_block'``
             keeps the atrous rate for every block of the stage (DeepLab's output-stride
             convention). Default: 'first_block'.
-        attention: attention layer config inserted in each expanding block
-            (``None``: plain MobileNetV2, parameter-identical to mmdet's and mmseg's).
+        attention: attention layer config (``CoordAtt``, ``SE``, ``CBAM``, ``ECA``,
+            ``TripletAttention``, ``SimAM`` or any registered layer taking ``in_channels``;
+            ``None``: plain MobileNetV2, parameter-identical to mmdet's and mmseg's).
             Default: ``dict(type='CoordAtt', reduction=32)``.
+        attention_position: ``'after_depthwise'``: in each expanding block, on the expanded
+            features after the depthwise conv (the Coordinate Attention paper's slot and the
+            released model's; 16 layers). ``'after_project'``: in every block, the t=1 block
+            included, on the block's output channels after the projection conv + BN, before
+            the residual addition (the slot of ECA's and Triplet Attention's MobileNetV2; 17
+            layers). Default: 'after_depthwise'.
         with_final_conv: build the final 1x1 conv to 1280 channels (index 7) even when no
             output uses it; ``False`` forbids index 7. Default: None (built when used).
         frozen_stages: freeze the stem (0) and layer1..layerN (N); -1 freezes nothing.
@@ -160,10 +177,12 @@ class MobileNetV2CA(MobileBackbone):
                  act_cfg: dict = dict(type='ReLU6'),
                  norm_eval: bool = False,
                  with_cp: bool = False,
+                 attention_position: str = 'after_depthwise',
                  pretrained: Optional[str] = None,
                  init_cfg=None) -> None:
         super().__init__(pretrained, init_cfg)
         self._check_stage_args(strides, dilations, frozen_stages)
+        self.attention_position = check_attention_position(attention_position)
         n_stages = len(self.arch_settings)
         if dilation_mode not in DILATION_MODES:
             raise ValueError(f'dilation_mode must be one of {DILATION_MODES}, '
@@ -189,7 +208,8 @@ class MobileNetV2CA(MobileBackbone):
         for i, ((t, c, n, _), stride, dilation) in enumerate(
                 zip(self.arch_settings[:n_built], strides, dilations)):
             layer = self.make_layer(make_divisible(c * widen_factor, 8), n, stride, dilation,
-                                    dilation_mode, t, attention, with_cp, common)
+                                    dilation_mode, t, attention, with_cp, common,
+                                    attention_position)
             self.add_module(f'layer{i + 1}', layer)
             self.layers.append(f'layer{i + 1}')
 
@@ -200,7 +220,8 @@ class MobileNetV2CA(MobileBackbone):
 
     def make_layer(self, out_channels: int, num_blocks: int, stride: int, dilation: int,
                    dilation_mode: str, expand_ratio: int, attention: Optional[dict],
-                   with_cp: bool, common: dict) -> nn.Sequential:
+                   with_cp: bool, common: dict,
+                   attention_position: str = 'after_depthwise') -> nn.Sequential:
         """One stage: the first block carries the stride (and, in ``'first_block'`` mode,
         the only dilation)."""
         blocks = []
@@ -208,7 +229,8 @@ class MobileNetV2CA(MobileBackbone):
             blocks.append(InvertedResidualCA(
                 self.in_channels, out_channels, stride if j == 0 else 1, expand_ratio,
                 dilation=dilation if j == 0 or dilation_mode == 'every_block' else 1,
-                attention=attention, with_cp=with_cp, **common))
+                attention=attention, with_cp=with_cp, attention_position=attention_position,
+                **common))
             self.in_channels = out_channels
         return nn.Sequential(*blocks)
 
@@ -233,6 +255,8 @@ class MobileNetV2CA(MobileBackbone):
         """Over the whole architecture, blocks included; for ``'ours'`` the identity."""
         norm = self.conv1.norm_name
         ca = self.attention_cfg is not None and self.attention_cfg['type'] == 'CoordAtt'
+        # attention elsewhere: the released CA's slot is one this model does not build
+        moved = self.attention_cfg is not None and self.attention_position == 'after_project'
         if layout == 'ours':
             table = dict(stem=('conv1.conv', f'conv1.{norm}'), block='layer{i}.{j}',
                          parts={p: (f'{p}.conv', f'{p}.{norm}')
@@ -252,7 +276,11 @@ class MobileNetV2CA(MobileBackbone):
                 for part, (conv, bn) in table['parts' if t != 1 else 'parts_t1'].items():
                     m.update(conv_module_map(f'{ours}.{part}', f'{theirs}.{conv}',
                                              f'{theirs}.{bn}', norm))
-                if t != 1 and ca and 'attention' in table:
+                if t != 1 and 'attention' in table and moved:
+                    # a path no module has: the released CA tensors are reported unused
+                    # (ours are new: allow_missing=['attention'])
+                    m[f'{ours}.attention(after_depthwise)'] = f'{theirs}.{table["attention"]}'
+                elif t != 1 and 'attention' in table and ca:
                     m.update({f'{ours}.attention.{a}': f'{theirs}.{table["attention"]}.{b}'
                               for a, b in _RELEASED_CA.items()})
         m.update(conv_module_map('conv2', *table['head'], norm))

@@ -12,6 +12,7 @@ from mmengine.model import BaseModule
 
 from coordatt_mm.backbones.base import (
     MobileBackbone,
+    check_attention_position,
     conv_module_map,
     conv_then_attention,
     make_divisible,
@@ -49,40 +50,57 @@ class SandGlassCA(BaseModule):
     -> 1x1 expand + ReLU6 -> [dw 3x3 linear, carries the stride] (+ identity).
 
     ``layout`` is ``'full'`` (both depthwise convs), ``'transition_s2'`` (no first dw) or
-    ``'transition_s1'`` (no depthwise conv); the attention follows the first depthwise conv,
-    so transition blocks have none. ``tap_only`` builds the block up to its expanding 1x1
-    conv (whose output is an SSDLite tap) when nothing reads the block's own output.
+    ``'transition_s1'`` (no depthwise conv). With ``attention_position='after_depthwise'``
+    the attention follows the first depthwise conv, so transition blocks have none; with
+    ``'after_project'`` every block has one after its last conv + BN (the linear dw2, or in
+    a ``'transition_s1'`` block the expand 1x1 + BN + ReLU6), before the identity is added.
+    ``tap_only`` builds the block up to its expanding 1x1 conv (whose output is an SSDLite
+    tap) when nothing reads the block's own output; such a block has no attention after its
+    last conv, which it does not build. Taps are the expand conv's output, before any
+    attention.
     """
 
     def __init__(self, in_channels: int, out_channels: int, hidden: int, stride: int,
                  layout: str, residual: bool, dilation: int = 1,
                  attention: Optional[dict] = None, conv_cfg=None,
                  norm_cfg: dict = dict(type='BN'), act_cfg: dict = dict(type='ReLU6'),
-                 with_cp: bool = False, tap_only: bool = False, init_cfg=None) -> None:
+                 with_cp: bool = False, tap_only: bool = False,
+                 attention_position: str = 'after_depthwise', init_cfg=None) -> None:
         super().__init__(init_cfg)
         if layout not in LAYOUTS:
             raise ValueError(f'layout must be one of {LAYOUTS}, got {layout!r}')
         self.layout, self.with_cp = layout, with_cp
+        self.attention_position = check_attention_position(attention_position)
         self.use_res_connect = residual and not tap_only
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg)
         self.dw1 = self.attention = self.dw2 = None
         if layout == 'full':
             self.dw1 = ConvModule(in_channels, in_channels, 3, padding=dilation, dilation=dilation,
                                   groups=in_channels, act_cfg=act_cfg, **common)
-            self.attention = build_attention(attention, in_channels, norm_cfg)
+            if attention_position == 'after_depthwise':
+                self.attention = build_attention(attention, in_channels, norm_cfg)
         self.reduce = ConvModule(in_channels, hidden, 1, act_cfg=None, **common)
         self.expand = ConvModule(hidden, out_channels, 1, act_cfg=act_cfg, **common)
         if layout != 'transition_s1' and not tap_only:
             self.dw2 = ConvModule(out_channels, out_channels, 3, stride=stride, padding=dilation,
                                   dilation=dilation, groups=out_channels, act_cfg=None, **common)
+        if attention_position == 'after_project' and not tap_only:
+            self.attention = build_attention(attention, out_channels, norm_cfg)
 
     def _body(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        if self.dw1 is None:
+        if self.attention_position == 'after_project':
+            expanded = self.expand(self.reduce(x if self.dw1 is None else self.dw1(x)))
+            if self.dw2 is None:  # the expand conv is the last: its output is also the tap
+                out = expanded if self.attention is None else self.attention(expanded)
+            else:  # CA folds dw2's BN into its eval passes
+                out = conv_then_attention(self.dw2, self.attention, expanded)
+        elif self.dw1 is None:
             expanded = self.expand(self.reduce(x))
+            out = expanded if self.dw2 is None else self.dw2(expanded)
         else:
             expanded = self.expand(conv_then_attention(self.dw1, self.attention, x,
                                                        then=self.reduce))
-        out = expanded if self.dw2 is None else self.dw2(expanded)
+            out = expanded if self.dw2 is None else self.dw2(expanded)
         return (x + out if self.use_res_connect else out), expanded
 
     def forward_with_expanded(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -97,7 +115,8 @@ class SandGlassCA(BaseModule):
 
 @register_model()
 class MobileNeXtCA(MobileBackbone):
-    """MobileNeXt backbone with Coordinate Attention (or SE/CBAM/none) for mmdet and mmseg.
+    """MobileNeXt backbone with Coordinate Attention (or another attention, or none) for mmdet
+    and mmseg.
 
     Only what the outputs use is built: blocks after the last output or tap are left out,
     and a block tapped after its expanding 1x1 (SSDLite's block 20) stops there.
@@ -112,9 +131,15 @@ class MobileNeXtCA(MobileBackbone):
         strides: stride of each of the 8 stages. Default: (2, 1, 2, 2, 1, 2, 1, 1).
         dilations: dilation of each stage, applied to every block's depthwise convs (for
             output stride 8/16 backbones). Default: all 1.
-        attention: attention after the first depthwise conv of the 15 blocks that have one
-            (``None``: plain MobileNeXt, 3,535,416 params as an ImageNet classifier).
+        attention: attention layer config, as :class:`MobileNetV2CA`'s (``None``: plain
+            MobileNeXt, 3,535,416 params as an ImageNet classifier).
             Default: ``dict(type='CoordAtt', reduction=32)``.
+        attention_position: ``'after_depthwise'``: after the first depthwise conv of the 15
+            blocks that have one (the authors' CA placement). ``'after_project'``: in every
+            block, on its output channels after its last conv + BN (the linear dw2; the
+            expand 1x1 + BN + ReLU6 in the one block without depthwise convs), before the
+            residual addition; 20 layers, 19 when SSDLite's last block stops at its tap.
+            Default: 'after_depthwise'.
         frozen_stages, conv_cfg, norm_cfg, act_cfg, norm_eval, with_cp, pretrained: as
             :class:`MobileNetV2CA`.
         init_cfg: ``Pretrained`` accepts the authors' ImageNet checkpoint layout
@@ -137,9 +162,11 @@ class MobileNeXtCA(MobileBackbone):
                  frozen_stages: int = -1, conv_cfg: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN'), act_cfg: dict = dict(type='ReLU6'),
                  norm_eval: bool = False, with_cp: bool = False,
+                 attention_position: str = 'after_depthwise',
                  pretrained: Optional[str] = None, init_cfg=None) -> None:
         super().__init__(pretrained, init_cfg)
         self._check_stage_args(strides, dilations, frozen_stages)
+        self.attention_position = check_attention_position(attention_position)
         n_stages = len(self.arch_settings)
         self.widen_factor, self.attention_cfg = widen_factor, attention
         self.plan = self.block_plan(widen_factor, strides, dilations)
@@ -165,7 +192,8 @@ class MobileNeXtCA(MobileBackbone):
             getattr(self, self.layers[-1]).append(SandGlassCA(
                 spec.in_channels, spec.out_channels, spec.hidden, spec.stride, spec.layout,
                 spec.residual, dilation=spec.dilation, attention=attention, with_cp=with_cp,
-                tap_only=spec.number == last > last_full, **common))
+                tap_only=spec.number == last > last_full,
+                attention_position=attention_position, **common))
         self.out_channels = self.plan[last - 1].out_channels
         self._freeze_stages()
 

@@ -18,7 +18,8 @@ def build_attention(cfg: Optional[dict], in_channels: int,
         return None
     cls = ROOT_MODELS.get(cfg['type'])
     if cls is None:
-        raise KeyError(f'attention type {cfg["type"]!r} is not registered (CoordAtt, SE, CBAM)')
+        raise KeyError(f'attention type {cfg["type"]!r} is not registered (CoordAtt, SE, CBAM, '
+                       f'ECA, TripletAttention, SimAM)')
     cfg = dict(cfg, in_channels=in_channels)
     cfg.pop('channels', None)
     params = inspect.signature(cls).parameters

@@ -15,6 +15,8 @@ import coordatt_mm  # noqa: F401
 from coordatt_mm.apis.build import build_model
 from coordatt_mm.heads import DeepLabV3Head, PatchedSSDHead
 
+from model_batches import default_or_slow
+
 REPO = Path(__file__).resolve().parents[2]
 SSDLITE = sorted((REPO / 'configs/ssdlite').glob('*.py')) + \
     sorted((REPO / 'configs/demo').glob('ssdlite_*.py'))
@@ -59,7 +61,7 @@ def test_ssd_head_loss_empty_and_one_box():
     assert len(results[0].bboxes) == 20 and results[0].scores.max() <= 1
 
 
-@pytest.mark.parametrize('path', SSDLITE, ids=lambda p: p.name)
+@pytest.mark.parametrize('path', default_or_slow(SSDLITE), ids=lambda p: p.name)
 def test_single_stage_detector_loss_predict_tensor(path):
     from mmdet.structures import DetDataSample
     from mmdet.testing import demo_mm_inputs
