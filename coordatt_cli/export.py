@@ -7,6 +7,10 @@ from typing import List, Optional
 
 from coordatt_cli.common import cfg_options, fail, missing
 
+# coordatt_mm.deploy.CA_FORMS, written here so that --help needs no import of torch (a test
+# holds them equal)
+CA_FORMS = ('pool', 'product', 'broadcast', 'integer')
+
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
@@ -39,13 +43,14 @@ def parser() -> argparse.ArgumentParser:
                          'folder through the test pipeline (the float graph is checked first)')
     ap.add_argument('--calib-images', type=int, default=64,
                     help='how many of the calibration images (sorted) to use; default 64')
-    ap.add_argument('--ca-form', default=None, metavar='FORM',
-                    help="CA's graph at a static input size: 'pool' (windowed average pools, "
-                         "gates resized to full size; fastest in ONNX Runtime FP32), 'product' "
-                         "(the two gates multiplied into one first; fastest in OpenVINO FP32) "
-                         "or 'broadcast' (means and broadcasting products; fastest in ONNX "
-                         "Runtime INT8). Default: the fastest for the precision; graphs of a "
-                         "dynamic size broadcast")
+    ap.add_argument('--ca-form', default=None, choices=CA_FORMS, metavar='FORM',
+                    help="CA's graph: 'pool' (windowed average pools, gates resized to full "
+                         "size; the FP32 default, fastest in ONNX Runtime), 'product' (the two "
+                         "gates multiplied into one first; fastest in OpenVINO FP32), "
+                         "'broadcast' (means and broadcasting products; the only form for "
+                         "dynamic sizes, the default there) or 'integer' (the INT8 default at "
+                         'a static size: every operator of CA on integers). The forms other '
+                         "than 'broadcast' need a static size (segmentation: --static)")
     ap.add_argument('--opset', type=int, default=17)
     ap.add_argument('--cfg-options', nargs='+', metavar='KEY=VALUE',
                     help='override config entries first')
@@ -70,8 +75,6 @@ def main(argv: Optional[List[str]] = None) -> int:
             return fail(f'error: {path}: no such file or folder', 2)
     from coordatt_mm import deploy
     from coordatt_mm.apis.images import list_inputs
-    if args.ca_form is not None and args.ca_form not in deploy.CA_FORMS:
-        ap.error(f'--ca-form {args.ca_form!r}: expected one of {", ".join(deploy.CA_FORMS)}')
     images = calib = None
     if args.check_images:
         images = [p for spec in args.check_images for p in list_inputs(spec)[1]]
@@ -85,6 +88,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         info = deploy.export_checked(args.config, args.checkpoint, args.out, args.shape, args.raw,
                               args.with_logits, images, args.opset,
                               cfg_options(args.cfg_options), calib, args.ca_form, args.static)
+    except deploy.ExportPlanError as e:
+        return fail(f'error: {e}', 2)
     except deploy.UnsupportedForExport as e:
         return fail(f'error: {args.config}: cannot export end to end: {e}', 1)
     except deploy.CalibrationError as e:

@@ -24,6 +24,7 @@ from coordatt_mm.checkpoint import CheckpointMismatchError, load_checked
 from coordatt_mm.layers import ECA, SimAM, TripletAttention
 from coordatt_mm.layers.eca import adaptive_kernel_size
 
+from fused_operator import require_fused_operator
 from model_batches import REPO, ZOO
 from reference_mbv2 import STAGES, divisible8, random_state, released_shapes
 from reference_mnext import blocks as mnext_blocks
@@ -393,11 +394,12 @@ def test_backbone_equals_block_by_block_reference(backbone, position, attention)
 def test_fused_ca_after_project_gates_its_own_tensor_in_place(backbone, memory_format,
                                                               monkeypatch):
     """After the projection CA's fused eval kernel folds the projection's BN (or MobileNeXt's
-    last depthwise BN) and gates that conv's fresh output in place; residuals and taps keep
-    their values."""
-    if not ops.fused_available():
-        pytest.skip('the fused CA operator is not built')
-    m = make_backbone(backbone, dict(type='CoordAtt'), 'after_project')
+    last depthwise BN) and gates that conv's fresh output in place (every block but the one
+    without depthwise convs asks for it), and every stage's tap equals the block-by-block
+    reference: gating in place overwrote no tensor that a residual or a tap still reads."""
+    require_fused_operator()
+    stages = range(3) if backbone is MobileNetV2CA else range(5)
+    m = make_backbone(backbone, dict(type='CoordAtt'), 'after_project', out_indices=stages)
     asked = []
     fused_eval = ops.coord_att_eval
 
@@ -408,14 +410,16 @@ def test_fused_ca_after_project_gates_its_own_tensor_in_place(backbone, memory_f
     m = m.to(memory_format=memory_format).eval()
     x = torch.randn(1, 3, 64, 64).contiguous(memory_format=memory_format)
     with torch.no_grad():
-        fast = m(x)[0]
-        expect = ref_backbone(copy.deepcopy(m), x, 'after_project', False)[0]
+        fast = m(x)
+        expect = ref_backbone(copy.deepcopy(m), x, 'after_project', False)
     cas = [mod for mod in m.modules() if isinstance(mod, CoordAtt)]
     # MobileNeXt's one block without depthwise convs gates its expand output (also its tap)
     # through CA's own forward
     n_fused = len(cas) - (backbone is MobileNeXtCA)
     assert asked.count((True, True)) == n_fused
-    torch.testing.assert_close(fast, expect, rtol=1e-4, atol=1e-4)
+    assert len(fast) == len(expect) == len(stages)
+    for tap, (got, ref) in enumerate(zip(fast, expect)):
+        torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4, msg=f'tap {tap}')
 
 
 @pytest.mark.parametrize('position,attention', [
@@ -688,20 +692,48 @@ def test_config_is_its_plain_recipe_with_only_the_attention_changed(path):
 
 # --- what each costs -----------------------------------------------------------------------
 
-@pytest.mark.parametrize('attention', ['ECA', 'TripletAttention',
-                                       pytest.param('SimAM', marks=pytest.mark.slow),
-                                       pytest.param('CoordAtt', marks=pytest.mark.slow)])
+# elementwise multiply-adds per input element, from each layer's formula (the references
+# above), for the hand count below
+BY_FORMULA = {
+    'ECA': 2,  # the global mean's addition, the gate's product
+    'TripletAttention': 9,  # three Z-pools (a max and a mean each), two gate additions, product
+    'TripletAttention-no_spatial': 6,  # two Z-pools, one gate addition, the product
+    'SimAM': 7,  # mean, deviation, its square, their sum, scale, offset, the product
+    'CoordAtt': 4,  # a mean along each axis, a product with each of the two gates
+}
+
+
+@pytest.mark.parametrize('attention', [
+    dict(type='ECA'), dict(type='TripletAttention'),
+    dict(type='TripletAttention', no_spatial=True),
+    pytest.param(dict(type='SimAM'), marks=pytest.mark.slow),
+    pytest.param(dict(type='CoordAtt'), marks=pytest.mark.slow)],
+    ids=lambda a: a['type'] + ('-no_spatial' if a.get('no_spatial') else ''))
 def test_counts_by_shapes_equal_mmengines_flop_analyzer(attention):
-    """The metafiles' and docs' M-Adds (output shapes on the meta device) are mmengine's
-    FlopAnalyzer's count on real tensors, plus the same attention elementwise work."""
+    """The metafiles' and docs' M-Adds (output shapes on the meta device): the convolutions
+    and linear layers as mmengine's FlopAnalyzer counts them on real tensors; the attention
+    layers' elementwise work as a hand count, each layer's input elements times its formula's
+    multiply-adds per element (BY_FORMULA)."""
     from coordatt_mm.analysis.complexity import count_madds, count_madds_by_shapes
-    kw = dict(attention=dict(type=attention), attention_position='after_project',
-              out_indices=(2, 4))
+    kw = dict(attention=attention, attention_position='after_project', out_indices=(2, 4))
     with torch.device('meta'):
         on_meta = MobileNetV2CA(**kw)
-    real = MobileNetV2CA(**kw)
-    assert count_madds_by_shapes(on_meta, (1, 3, 64, 48)) == \
-        count_madds(real, torch.randn(1, 3, 64, 48))
+    real = MobileNetV2CA(**kw).eval()
+    x = torch.randn(1, 3, 64, 48)
+    inputs = []
+    handles = [m.register_forward_pre_hook(lambda m, args: inputs.append(args[0].shape))
+               for m in real.modules() if type(m).__name__ == attention['type']]
+    with torch.no_grad():
+        real(x)
+    for h in handles:
+        h.remove()
+    key = attention['type'] + ('-no_spatial' if attention.get('no_spatial') else '')
+    by_hand = BY_FORMULA[key] * sum(math.prod(shape[1:]) for shape in inputs)
+    assert len(inputs) >= 3 and by_hand > 0
+    by_shapes = count_madds_by_shapes(on_meta, (1, 3, 64, 48))
+    analyzer = count_madds(real, x)
+    assert by_shapes['conv_linear'] == analyzer['conv_linear'] > 0
+    assert by_shapes['attention_elementwise'] == analyzer['attention_elementwise'] == by_hand
 
 
 def test_metafiles_list_the_configs_with_their_costs():

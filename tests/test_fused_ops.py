@@ -22,10 +22,11 @@ from coordatt_mm.checkpoint import match_state_dict
 from coordatt_mm.ops import coord_att as fused
 
 from e2e_utils import REPO
+from fused_operator import NOT_BUILT, require_fused_operator
 from reference_mbv2 import random_state, released_ca, released_forward, released_shapes
 
 if os.environ.get('COORDATT_WITH_OPS') == '0':
-    pytestmark = pytest.mark.skip(reason='COORDATT_WITH_OPS=0: the fused operator is not built')
+    pytestmark = pytest.mark.skip(reason=NOT_BUILT)
 
 SHAPES = [(1, 96, 40, 40), (2, 144, 7, 13), (1, 32, 1, 17), (3, 64, 9, 1), (1, 960, 10, 10),
           (2, 8, 1, 1), (2, 40, 20, 33)]
@@ -38,10 +39,7 @@ CAPABILITIES = ops.kernel_builds() or ['default']
 @pytest.fixture(autouse=True)
 def operator_loaded():
     """Every test here needs the operator that the set-up built."""
-    if not ops.fused_available():
-        pytest.fail(f'the fused CoordAtt operator is {ops.fused_status()}; `make setup` '
-                    'rebuilds it (COORDATT_WITH_OPS=0 is the only reason to go without)',
-                    pytrace=False)
+    require_fused_operator()
 
 
 class Spy:

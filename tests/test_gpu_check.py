@@ -197,6 +197,15 @@ def test_syncbn_check_in_two_processes_on_the_cpu():
 def test_training_verdicts():
     assert compare.training_metric('det', {'coco/bbox_mAP': 0.25, 'coco/bbox_mAP_50': 0.5}) == 0.25
     assert compare.training_metric('seg', {'mIoU': 71.5, 'aAcc': 90.0}) == 71.5
+    # what learning nothing scores on the tiny data: a detector finds no box (0 mAP, or a
+    # stray 0.001), a segmentor that paints background everywhere gets background's IoU over
+    # the classes of the tiny VOC (background and 3 objects, ~85% of the pixels background)
+    background_everywhere = 100 * 0.85 / 4
+    for task, key, untrained in (('det', 'coco/bbox_mAP', 0.0), ('det', 'coco/bbox_mAP', 0.001),
+                                 ('seg', 'mIoU', background_everywhere)):
+        with pytest.raises(Failed, match=rf'{key} is {untrained:g}, below the '):
+            compare.training_metric(task, {key: untrained})
+    assert compare.training_metric('seg', {'mIoU': 30.0}, floor=20.0) == 30.0
     with pytest.raises(Failed, match=r'no coco/bbox_mAP among the test metrics \(none\)'):
         compare.training_metric('det', {})
     with pytest.raises(Failed, match=r'no mIoU among the test metrics \(aAcc\)'):
@@ -213,11 +222,41 @@ def test_training_verdicts():
         compare.falling_losses([])
 
 
+# rows of tools/analysis/benchmark.py's tables as it writes them (CPU, --size 64)
+BENCHMARK_ROWS = {
+    'NCHW': '| backbone, stem to 1280 conv, batch 1, 64², NCHW | MobileNetV2 + CA (ours) | 82.95 | '
+            '69.60–96.30 | 12.1 | 1.563× |',
+    'channels-last': '| backbone, stem to 1280 conv, batch 1, 64², channels-last | MobileNetV2 + '
+                     'CA (ours) | 149.71 | 96.83–202.59 | 6.7 | 1.224× |',
+    'step': '| training step, batch 2, 64² | MobileNetV2 + CA (ours) | 1143 | 20 | 1.912× | '
+            '1.104× |'}
+
+
+def test_benchmark_figures_fail_where_the_tables_do_not_give_them():
+    from coordatt_cli.gpu_check.benchmark import ratios
+    plain = '| backbone, stem to 1280 conv, batch 1, 64², NCHW | MobileNetV2 | 57.31 | 1.000× |'
+    both = ('NCHW', 'channels-last')
+    assert ratios('\n'.join([plain, *BENCHMARK_ROWS.values()]), both) == (
+        'batch 1 NCHW 1.563×, batch 1 channels-last 1.224×, train step 1143 ms (1.912×), '
+        'peak 20 MiB (1.104×)')
+    rows = dict(BENCHMARK_ROWS)
+    with pytest.raises(Failed, match='no CA/plain eval ratio read for channels-last'):
+        ratios('\n'.join([rows['NCHW'], rows['step']]), both)
+    with pytest.raises(Failed, match='no training step row'):
+        ratios('\n'.join([rows['NCHW'], rows['channels-last']]), both)
+    renamed = '\n'.join(rows.values()).replace('(ours)', '(this repository)')
+    with pytest.raises(Failed, match='no CA/plain eval ratio read for NCHW, channels-last'):
+        ratios(renamed, both)
+    with pytest.raises(Failed, match='no CA/plain eval ratio read for channels-last'):
+        ratios('', ('channels-last',))
+
+
 @pytest.mark.slow
 def test_training_and_benchmark_checks_on_the_cpu(tmp_path, tiny_repo_data):
     # segmentation: mmseg reports mIoU after a few iterations (mmdet's mAP needs boxes above the
     # score threshold, which a detector trained briefly on a CPU may not have yet)
-    line = training.train_and_test('seg', str(tmp_path), 20, amp=False)
+    # 20 CPU iterations are too few for the metric floor (its verdict: test_training_verdicts)
+    line = training.train_and_test('seg', str(tmp_path), 20, amp=False, floor=0.0)
     assert re.fullmatch(r'float32, 4 logged losses \S+ -> \S+; test: mIoU \d+\.\d+', line), line
     from coordatt_cli.gpu_check.benchmark import check_benchmark
     line = check_benchmark(str(tmp_path), 'cpu', (

@@ -1,7 +1,8 @@
 """The GPU pack (make gpu-pack, tools/gpu_pack/): its check finds what the lent machine would
 lack -- a missing requirement, two versions of a package, a wheel for another Python, a package
 the machine has, too many MiB -- and run.sh --dry-run passes on a complete pack and fails on an
-incomplete one; the reports of run.sh's phases merge into one. The slow test makes the real
+incomplete one; the reports of run.sh's phases merge into one; making a pack replaces only a
+previous pack, and only once the new one is complete. The slow test makes the real
 pack from the package index and checks it (Python 3.12, at most 60 MiB)."""
 import io
 import json
@@ -131,6 +132,77 @@ def test_the_phases_merge_into_one_report(tmp_path):
     text = (out / 'gpu_check.md').read_text()
     assert text.startswith('GPU check, H100\n\n- total 505 s\n')
     assert '| syncbn | FAIL |' in text
+
+
+@pytest.fixture
+def make_with(monkeypatch):
+    """make_pack's ``make`` with its download-and-check step (``build``) replaced by
+    ``fake(folder) -> exit status``; the calls' folders are listed in ``make.built``."""
+    make = tool('tools/gpu_pack/make_pack.py', 'make')
+    make.built = []
+
+    def use(fake):
+        def build(folder):
+            make.built.append(folder)
+            return fake(folder)
+        monkeypatch.setitem(make.__globals__, 'build', build)
+        return make
+    return use
+
+
+def fake_pack(wheel_name: str, code: int = 0):
+    """A stand-in download: the marker and one file, as a pack would have them."""
+    def build(folder):
+        (Path(folder) / 'PACK').write_text('a pack\n')
+        (Path(folder) / wheel_name).write_text('')
+        return code
+    return build
+
+
+def test_make_pack_replaces_nothing_but_a_pack(tmp_path, make_with, capsys):
+    """--out may be new, empty or a pack (its PACK file): a folder of other files (the
+    repository, say) or a file is refused before anything is downloaded and kept as it was."""
+    make = make_with(fake_pack('new.whl'))
+    mine = tmp_path / 'mine'
+    mine.mkdir()
+    (mine / 'notes.txt').write_text('keep me')
+    assert make(str(mine)) == 1
+    assert 'not a pack that make_pack.py wrote: it is left alone' in capsys.readouterr().err
+    a_file = tmp_path / 'a_file'
+    a_file.write_text('keep me too')
+    assert make(str(a_file)) == 1
+    assert make.built == []  # refused before the download
+    assert (mine / 'notes.txt').read_text() == 'keep me' and list(mine.iterdir()) == \
+        [mine / 'notes.txt']
+    assert a_file.read_text() == 'keep me too'
+    for out in (tmp_path / 'new' / 'gpu_pack', tmp_path / 'empty'):
+        (tmp_path / 'empty').mkdir(exist_ok=True)
+        assert make(str(out)) == 0
+        assert sorted(p.name for p in out.iterdir()) == ['PACK', 'new.whl']
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['a_file', 'empty', 'mine', 'new']
+
+
+def test_a_failed_make_pack_leaves_the_previous_pack(tmp_path, make_with, capsys):
+    """The pack is made beside --out and takes its place only when complete: a check that
+    fails or a download that fails leaves the previous pack whole; a good one replaces it
+    (nothing of the old one stays)."""
+    import subprocess as sp
+    pack = tmp_path / 'gpu_pack'
+    assert make_with(fake_pack('old.whl'))(str(pack)) == 0
+
+    def broken_download(folder):
+        (Path(folder) / 'half.whl').write_text('')
+        raise sp.CalledProcessError(1, [sys.executable, '-m', 'pip', 'download'])
+    for fake in (fake_pack('incomplete.whl', code=1), broken_download):
+        make = make_with(fake)
+        assert make(str(pack)) == 1
+        assert f'{pack} is left as it was' in capsys.readouterr().err
+        assert make.built[0] != str(pack) and Path(make.built[0]).parent == tmp_path
+        assert sorted(p.name for p in pack.iterdir()) == ['PACK', 'old.whl']
+        assert [p.name for p in tmp_path.iterdir()] == ['gpu_pack']  # no folder left behind
+    assert make_with(fake_pack('new.whl'))(str(pack)) == 0
+    assert sorted(p.name for p in pack.iterdir()) == ['PACK', 'new.whl']
+    assert [p.name for p in tmp_path.iterdir()] == ['gpu_pack']
 
 
 def pypi_reachable() -> bool:

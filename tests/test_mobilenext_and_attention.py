@@ -165,8 +165,19 @@ def test_paper_classifier_param_counts_for_se_and_cbam():
 
 
 def test_unknown_attention_type_is_named():
-    with pytest.raises(KeyError, match="'Nope' is not registered"):
+    """The error lists the attention layers registered now: a layer added to
+    coordatt_mm.layers is listed without anyone editing the message."""
+    from mmengine.registry import MODELS
+    with pytest.raises(KeyError, match=r"'Nope' is not registered; the attention layers: CBAM, "
+                                       r'CoordAtt, ECA, SE, SimAM, TripletAttention\W*$'):
         MobileNetV2CA(attention=dict(type='Nope'))
+    gate = type('AGate', (torch.nn.Module,), dict(__module__='coordatt_mm.layers.a_gate'))
+    MODELS.register_module(name='AGate', module=gate)
+    try:
+        with pytest.raises(KeyError, match=r'the attention layers: AGate, CBAM, CoordAtt,'):
+            MobileNetV2CA(attention=dict(type='Nope'))
+    finally:
+        MODELS._module_dict.pop('AGate')
 
 
 @pytest.mark.parametrize('memory_format', [torch.contiguous_format, torch.channels_last])

@@ -32,7 +32,8 @@ def parser() -> argparse.ArgumentParser:
                     'is skipped.')
     ap.add_argument('--out', default='work_dirs/gpu_check', help='where reports and logs go')
     ap.add_argument('--iters', type=int, default=80,
-                    help='training iterations per demo config (detection: whole epochs of 8)')
+                    help='training iterations per demo config (detection: whole epochs of '
+                         "8); the metric floors the rows must reach assume the default 80")
     pick = ap.add_mutually_exclusive_group()
     pick.add_argument('--skip', nargs='+', default=[], choices=CHECKS, metavar='CHECK',
                       help=f'checks to leave out: {", ".join(CHECKS)}')

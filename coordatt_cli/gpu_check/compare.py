@@ -2,7 +2,7 @@
 float64), each a pure function of tensors or dicts that returns its figure or raises
 :class:`Failed` with the figure that failed, so that a test can hand it a wrong result."""
 import math
-from typing import Dict, List, Mapping, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -138,18 +138,34 @@ def syncbn_statistics(inputs: Sequence[torch.Tensor], loss_weights: Sequence[tor
 
 # the metric each codebase's evaluator reports for the demo configs, and its range
 METRICS = {'det': ('coco/bbox_mAP', 1.0), 'seg': ('mIoU', 100.0)}
+# What a model that learned must reach after the check's default schedule (--iters 80: 10
+# epochs of the tiny COCO, 80 iterations of the tiny VOC), each far above what learning nothing
+# scores and far below what learning reaches. The demo trained for these lengths on a CPU
+# scored 0.25 box mAP and 72 mIoU (the demo's own thresholds, for its longer full schedule:
+# 0.10 and 60). An untrained SSDLite scores about 0 mAP: 0.05, half the demo's threshold, is
+# a fifth of the trained figure. A segmentor that paints background everywhere scores about
+# 21 mIoU on the tiny data (background is most pixels): 40 is nearly twice that and 30 points
+# below the trained figure, room for float16 training and the GPU's rounding. Much shorter
+# schedules (--iters well below 80) may legitimately miss them.
+METRIC_FLOORS = {'det': 0.05, 'seg': 40.0}
 
 
-def training_metric(task: str, metrics: Mapping[str, float]) -> float:
+def training_metric(task: str, metrics: Mapping[str, float],
+                    floor: Optional[float] = None) -> float:
     """The codebase's metric of a tested model (``task`` 'det' or 'seg'); :class:`Failed` where
-    it is missing (mmdet's CocoMetric prints none when no box passes the score threshold) or
-    not a number in its range."""
+    it is missing (mmdet's CocoMetric prints none when no box passes the score threshold), not
+    a number in its range, or below ``floor`` (default ``METRIC_FLOORS[task]``: a model that
+    learned nothing misses it)."""
     key, top = METRICS[task]
+    floor = METRIC_FLOORS[task] if floor is None else floor
     if key not in metrics:
         raise Failed(f'no {key} among the test metrics ({", ".join(sorted(metrics)) or "none"})')
     value = float(metrics[key])
     if not 0.0 <= value <= top:  # NaN fails too
         raise Failed(f'{key} is {value}, outside [0, {top:g}]')
+    if value < floor:
+        raise Failed(f'{key} is {value:g}, below the {floor:g} that a model which learned '
+                     'anything reaches after the check\'s schedule')
     return value
 
 

@@ -33,15 +33,26 @@ def count_params(model: nn.Module, with_aux: bool = False) -> int:
 # elementwise work of one attention layer per input element, by class: CoordAtt two poolings
 # and two gate products; SE and ECA one pooling and one product; CBAM two poolings and a product
 # for each of its two gates; TripletAttention three Z-pools (max and mean), the two additions
-# of its three broadcast gates and one product; SimAM its mean, the deviation, its square, their
-# sum, scale and offset, and the product (plus a sigmoid per element, not a multiply-add)
+# of its three broadcast gates and one product (with no_spatial two Z-pools and one addition:
+# see elementwise_per_element); SimAM its mean, the deviation, its square, their sum, scale and
+# offset, and the product (plus a sigmoid per element, not a multiply-add)
 ATTENTION_ELEMENTWISE = {'CoordAtt': 4, 'SqueezeExcitation': 2, 'CBAM': 6, 'ECA': 2,
                          'TripletAttention': 9, 'SimAM': 7}
 
 
+def elementwise_per_element(layer: nn.Module) -> int:
+    """The elementwise multiply-adds of one attention layer per element of its input:
+    ``ATTENTION_ELEMENTWISE`` of its class, for the branches it has (TripletAttention without
+    its spatial branch: 6, its two Z-pools, one addition of the gates and the product)."""
+    name = type(layer).__name__
+    if name == 'TripletAttention' and layer.no_spatial:
+        return ATTENTION_ELEMENTWISE[name] - 3  # the spatial Z-pool (2) and its addition
+    return ATTENTION_ELEMENTWISE[name]
+
+
 def _attention_hooks(model: nn.Module, batch: int, elementwise: list) -> list:
     def att_hook(m, inp, out):
-        elementwise[0] += ATTENTION_ELEMENTWISE[type(m).__name__] * inp[0].numel() // batch
+        elementwise[0] += elementwise_per_element(m) * inp[0].numel() // batch
 
     return [m.register_forward_hook(att_hook) for m in model.modules()
             if type(m).__name__ in ATTENTION_ELEMENTWISE]
@@ -51,7 +62,7 @@ def count_madds(model: nn.Module, inputs) -> Dict[str, int]:
     """Multiply-adds of one forward pass, per image: ``conv_linear`` (every Conv2d and Linear,
     counted by mmengine's ``FlopAnalyzer``) and ``attention_elementwise`` (the pooling, gating
     and other per-element work of attention layers, which it does not count:
-    ``ATTENTION_ELEMENTWISE`` per element of their input)."""
+    :func:`elementwise_per_element` per element of their input)."""
     import torch
     from mmengine.analysis import FlopAnalyzer
     batch = inputs.shape[0]

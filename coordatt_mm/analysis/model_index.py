@@ -59,21 +59,22 @@ def _paper_rows() -> Dict[str, dict]:
 
 def input_hw(cfg, task: str) -> Tuple[int, int]:
     """(H, W) a config's model is counted at: the classifiers' centre crop, the segmentors'
-    training crop, the detectors' test resize (a keep-ratio resize as its (short, long) sides,
-    padded to the data preprocessor's divisor)."""
-    from coordatt_mm.apis.build import test_dataset_cfg
+    training crop, the detectors' test input
+    (:func:`~coordatt_mm.apis.pipeline.pipeline_input_hw`: a keep-ratio resize as its (short,
+    long) sides, padded to the data preprocessor's divisor)."""
+    from coordatt_mm.apis.pipeline import pipeline_input_hw, test_pipeline_steps
     if task == 'seg':
         h, w = cfg.model.data_preprocessor.size
         return int(h), int(w)
-    steps = cfg.get('test_pipeline') or test_dataset_cfg(cfg)['pipeline']
+    steps = test_pipeline_steps(cfg)
     if task == 'cls':
         crop = next(s['crop_size'] for s in steps if s['type'] == 'CenterCrop')
         return (crop, crop) if isinstance(crop, int) else (int(crop[1]), int(crop[0]))
-    w, h = next(s['scale'] for s in steps if s['type'] == 'Resize')
-    if next(s for s in steps if s['type'] == 'Resize').get('keep_ratio'):
-        h, w = min(h, w), max(h, w)
-    div = cfg.model.data_preprocessor.get('pad_size_divisor', 1) or 1
-    return -(-int(h) // div) * div, -(-int(w) // div) * div
+    hw = pipeline_input_hw(cfg, steps)
+    if hw is None:
+        raise ValueError(f'{cfg.filename}: its test pipeline resizes to no scale, so the '
+                         'model has no input size to be counted at')
+    return hw
 
 
 @lru_cache(maxsize=None)

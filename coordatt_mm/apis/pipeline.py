@@ -1,6 +1,6 @@
 """A config's test pipeline applied to images in memory: what its test data loader would give
-the model for an image, without the file or its annotations."""
-from typing import List, Optional, Sequence
+the model for an image, without the file or its annotations; and the input size it makes."""
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -10,6 +10,54 @@ def test_pipeline_steps(cfg) -> List[dict]:
     ``test_dataloader`` reads."""
     from coordatt_mm.apis.build import test_dataset_cfg
     return list(cfg.get('test_pipeline') or test_dataset_cfg(cfg)['pipeline'])
+
+
+def resized_shapes(cfg, steps: Optional[Sequence[dict]] = None) -> List[Tuple[int, int]]:
+    """The (H, W) network inputs that the test pipeline's ``Resize`` makes, rounded up to the
+    data preprocessor's ``pad_size_divisor``: its ``scale`` (W, H); for a keep-ratio resize,
+    which fits each image inside the scale's long and short sides, both orientations
+    (landscape, (short, long), first), each the largest image of that orientation. [] where
+    the pipeline resizes to no scale (its images keep their sizes).
+
+    Args:
+        cfg (Config): the config (its data preprocessor; its test pipeline unless ``steps``).
+        steps (Sequence[dict], optional): the pipeline's steps instead. Defaults to None
+            (:func:`test_pipeline_steps`).
+    """
+    steps = test_pipeline_steps(cfg) if steps is None else steps
+    resize = next((s for s in steps if s['type'] == 'Resize'), None)
+    if resize is None or resize.get('scale') is None:
+        return []
+    scale = resize['scale']
+    w, h = (scale, scale) if isinstance(scale, int) else scale
+    div = (cfg.model.get('data_preprocessor') or {}).get('pad_size_divisor', 1) or 1
+
+    def padded(v) -> int:
+        return -(-int(v) // div) * div
+    if not resize.get('keep_ratio'):
+        return [(padded(h), padded(w))]
+    short, long = padded(min(h, w)), padded(max(h, w))
+    return [(short, long)] + ([(long, short)] if short != long else [])
+
+
+def pipeline_input_hw(cfg, steps: Optional[Sequence[dict]] = None,
+                      every: bool = False) -> Optional[Tuple[int, int]]:
+    """(H, W) of the network input that the test pipeline makes (:func:`resized_shapes`): a
+    keep-ratio resize as its landscape (short, long) sides, or with ``every`` the size that
+    holds every image it makes (the square of its long side). None where the pipeline
+    resizes to no scale.
+
+    Args:
+        cfg (Config): the config (its data preprocessor; its test pipeline unless ``steps``).
+        steps (Sequence[dict], optional): the pipeline's steps instead. Defaults to None.
+        every (bool): a size that either orientation fits. Defaults to False.
+    """
+    shapes = resized_shapes(cfg, steps)
+    if not shapes:
+        return None
+    if every:
+        return max(h for h, _ in shapes), max(w for _, w in shapes)
+    return shapes[0]
 
 
 class TestPipeline:

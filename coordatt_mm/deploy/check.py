@@ -14,7 +14,10 @@ test pipeline, before the exporter writes its file.
   thresholds on either side in any check image, or when every check image's map is a single
   label.
 """
+import atexit
+import functools
 import os.path as osp
+import shutil
 import tempfile
 from typing import Dict, Iterator, List, Sequence, Tuple
 
@@ -75,21 +78,34 @@ def match_detections(ref, got, score_thr: float, k_max: int) -> dict:
                 worst_score_diff=max(ds1, ds2), missing=miss1, extra=miss2)
 
 
+# the demo's held-out images in a repository checkout with the tiny data
+HOLDOUT = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.realpath(__file__)))), 'data',
+                   'tiny', 'holdout')
+
+
+@functools.lru_cache(maxsize=None)
+def _generated_holdout() -> str:
+    """The held-out images made once per process in a temporary folder, removed at exit."""
+    from coordatt_mm.datasets.tiny import make_holdout
+    folder = tempfile.mkdtemp(prefix='coordatt_holdout_')
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return make_holdout(folder)
+
+
 def default_images(task: str) -> List[str]:
-    """The demo's held-out images for ``task`` (``data/tiny/holdout``), made in a temporary
-    folder when this is not a repository checkout with the tiny data."""
+    """The demo's held-out images for ``task``: ``data/tiny/holdout/<task>`` of a repository
+    checkout with the tiny data, or else the same images generated once per process into a
+    temporary folder that is removed when the process exits (so the paths are good for this
+    process only)."""
     from coordatt_mm.apis.images import list_inputs
-    repo = osp.dirname(osp.dirname(osp.dirname(osp.realpath(__file__))))
-    folder = osp.join(repo, 'data', 'tiny', 'holdout', task)
-    if not osp.isdir(folder):
-        from coordatt_mm.datasets.tiny import make_holdout
-        folder = osp.join(make_holdout(tempfile.mkdtemp(prefix='coordatt_holdout_')), task)
-    return list_inputs(folder)[1]
+    root = HOLDOUT if osp.isdir(osp.join(HOLDOUT, task)) else _generated_holdout()
+    return list_inputs(osp.join(root, task))[1]
 
 
 def _samples(plan, images: Sequence[str]) -> Iterator[Tuple[str, dict, np.ndarray]]:
     """(path, the packed sample, the resized RGB float (3, h, w) input) of each image through
-    the plan's test pipeline, as inference feeds the model."""
+    the plan's test pipeline, as inference feeds the model; :class:`ExportCheckFailed` for
+    an image that cannot be read or whose resize the graph's static size does not hold."""
     from coordatt_mm.apis.images import ImageReadError, read_image
     from coordatt_mm.apis.pipeline import TestPipeline, rgb_input
     pipeline = TestPipeline(steps=plan.pipeline, scope=plan.scope)
@@ -99,6 +115,12 @@ def _samples(plan, images: Sequence[str]) -> Iterator[Tuple[str, dict, np.ndarra
         except ImageReadError as e:
             raise ExportCheckFailed(f'{path}: cannot read the check image ({e})') from None
         packed = pipeline(image)
+        hw = tuple(packed['inputs'].shape[1:])
+        if not plan.holds(hw):
+            raise ExportCheckFailed(
+                f'{path}: resized to {hw[0]}x{hw[1]}, more than the graph\'s static input '
+                f'{plan.input_hw[0]}x{plan.input_hw[1]} holds: give a larger --shape (without '
+                '--shape the input holds images of either orientation)')
         yield path, packed, rgb_input(packed['inputs']).numpy()
 
 

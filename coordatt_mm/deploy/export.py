@@ -17,7 +17,14 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 
-from coordatt_mm.deploy.plan import CA_FORMS, OPSET, ExportPlan, ca_form_for, plan_export
+from coordatt_mm.deploy.plan import (
+    CA_FORMS,
+    OPSET,
+    ExportPlan,
+    ExportPlanError,
+    ca_form_for,
+    plan_export,
+)
 from coordatt_mm.deploy.runtime import META
 
 __all__ = ['CA_FORMS', 'OPSET', 'export_checked', 'export_graph', 'export_model',
@@ -26,10 +33,9 @@ __all__ = ['CA_FORMS', 'OPSET', 'export_checked', 'export_graph', 'export_model'
 
 @contextlib.contextmanager
 def _ca_form(net: nn.Module, form: str):
-    """CoordAtt layers export in ``form`` (see CoordAtt._forward_export) inside the block."""
+    """CoordAtt layers export in ``form`` (see CoordAtt._forward_export) inside the block;
+    ``form`` comes checked (:func:`~coordatt_mm.deploy.plan.ca_form_for`)."""
     from coordatt_mm.layers import CoordAtt
-    if form not in CA_FORMS:
-        raise ValueError(f'CA export form {form!r}: expected one of {", ".join(CA_FORMS)}')
     layers = [m for m in net.modules() if isinstance(m, CoordAtt)]
     before = [m.export_form for m in layers]
     for m in layers:
@@ -45,12 +51,15 @@ def export_graph(net: nn.Module, out: str, example: Union[torch.Tensor, Tuple[to
                  output_names: Sequence[str],
                  dynamic_axes: Optional[Dict[str, Dict[int, str]]] = None,
                  metadata: Optional[Dict[str, str]] = None, opset: int = OPSET,
-                 ca_form: str = 'pool', input_names: Sequence[str] = ('input',)) -> None:
+                 ca_form: Optional[str] = None, input_names: Sequence[str] = ('input',)
+                 ) -> None:
     """Export ``net`` (eval) for inputs like ``example`` (a tensor, or one per name of
     ``input_names``); ``dynamic_axes`` as torch.onnx.export takes them. One eval run first
     lets the layers that fold their weights (CoordAtt) export the folded ones as constants.
-    CoordAtt exports in ``ca_form`` (``CA_FORMS``), or broadcasting where the first input's
-    height or width is dynamic."""
+    CoordAtt exports in ``ca_form`` (``CA_FORMS``; default the FP32 one for the first
+    input's size: 'pool' where static, 'broadcast' where its height or width is dynamic),
+    checked by :func:`~coordatt_mm.deploy.plan.ca_form_for`, which refuses a static form at a
+    dynamic size."""
     net = net.eval()
     example = example if isinstance(example, tuple) else (example,)
     dynamic_hw = bool({2, 3} & set((dynamic_axes or {}).get(input_names[0], {})))
@@ -73,8 +82,9 @@ def export_graph(net: nn.Module, out: str, example: Union[torch.Tensor, Tuple[to
 
 def export_network(net: nn.Module, out: str, shape: Sequence[int],
                    output_names: Sequence[str], opset: int = OPSET,
-                   ca_form: str = 'pool') -> None:
-    """The raw form: ``net`` for one static (1, 3, H, W) normalised input."""
+                   ca_form: Optional[str] = None) -> None:
+    """The raw form: ``net`` for one static (1, 3, H, W) normalised input; CoordAtt in
+    ``ca_form`` (default 'pool')."""
     export_graph(net, out, torch.randn(1, 3, *shape), output_names, opset=opset,
                  ca_form=ca_form)
 
@@ -156,17 +166,31 @@ def export_checked(config: str, checkpoint: str, out: str, input_hw=None, raw: b
     anything is exported), and compared with it on ``images``. ``ca_form``: CoordAtt's graph
     at a static size (``CA_FORMS``; default the fastest for the precision); ``static``: a
     segmentation graph of one size (``input_hw``). The report; raises
+    :class:`~coordatt_mm.deploy.plan.ExportPlanError` (before the model is built),
     :class:`~coordatt_mm.deploy.check.ExportCheckFailed` or
     :class:`~coordatt_mm.deploy.quantize.CalibrationError` without writing anything."""
-    from coordatt_mm.apis.build import build_model
+    from coordatt_mm.apis.build import build_model, load_config
     from coordatt_mm.deploy import check
-    cfg, model = build_model(config, checkpoint, cfg_options=cfg_options)
+    cfg = load_config(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    # planned, and the calibration images read, before the model is built: what cannot be
+    # exported fails at once
     plan = plan_export(cfg, input_hw, static, raw, with_logits, ca_form, opset, images,
                        int8_images)
     calibration = None
     if plan.precision == 'int8':
         from coordatt_mm.deploy.quantize import ImageCalibration, quantize_int8
         calibration = ImageCalibration(plan)
+        big = [tuple(x.shape[1:]) for x in calibration.inputs if not plan.holds(x.shape[1:])]
+        if big:
+            h, w = plan.input_hw
+            raise ExportPlanError(
+                f'{len(big)} of the {len(calibration.inputs)} calibration images resize to '
+                f'more than the graph\'s static input {h}x{w} holds (the first to '
+                f'{big[0][0]}x{big[0][1]}): give a larger --shape (without --shape the input '
+                'holds images of either orientation)')
+    cfg, model = build_model(cfg, checkpoint)
     folder = osp.dirname(osp.abspath(out))
     os.makedirs(folder, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder, prefix='.export_') as tmp_dir:

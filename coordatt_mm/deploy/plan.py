@@ -16,15 +16,30 @@ CA_FORMS = ('pool', 'product', 'broadcast', 'integer')
 # (docs/performance.md, deployed speed). A dynamic height or width takes 'broadcast' only:
 # the windows and scales of the other forms are the size traced.
 STATIC_CA_FORM = {'fp32': 'pool', 'int8': 'integer'}
+# the size traced where the test pipeline resizes to no scale (its images keep their sizes)
+DEFAULT_INPUT_HW = (512, 512)
+
+
+class ExportPlanError(ValueError):
+    """What was asked of an export does not fit it: an unknown CA form, a static CA form for
+    a graph of dynamic size, a static size smaller than the images the test pipeline makes."""
 
 
 def ca_form_for(precision: str, static: bool, asked: Optional[str] = None) -> str:
-    """CoordAtt's export form: ``'broadcast'`` where height and width are dynamic, else
-    ``asked`` or the fastest for ``precision`` (``STATIC_CA_FORM``)."""
-    form = 'broadcast' if not static else asked or STATIC_CA_FORM[precision]
-    if form not in CA_FORMS:
-        raise ValueError(f'CA export form {form!r}: expected one of {", ".join(CA_FORMS)}')
-    return form
+    """CoordAtt's export form, checked here for every caller: ``asked`` (one of ``CA_FORMS``)
+    or else the fastest for ``precision`` at a static size (``STATIC_CA_FORM``) and
+    ``'broadcast'`` where height and width are dynamic. Raises :class:`ExportPlanError` for
+    an unknown form, and for a form other than 'broadcast' asked of a dynamic size."""
+    if asked is not None and asked not in CA_FORMS:
+        raise ExportPlanError(f'CA export form {asked!r}: expected one of '
+                              f'{", ".join(CA_FORMS)}')
+    if not static:
+        if asked not in (None, 'broadcast'):
+            raise ExportPlanError(f'CA export form {asked!r} needs a static size (a dynamic '
+                                  "height and width take 'broadcast'): add --static "
+                                  '(segmentation)')
+        return 'broadcast'
+    return asked or STATIC_CA_FORM[precision]
 
 
 @dataclass(frozen=True)
@@ -66,6 +81,11 @@ class ExportPlan:
     check_images: Tuple[str, ...] = ()
     calibration_images: Tuple[str, ...] = ()
 
+    def holds(self, hw: Sequence[int]) -> bool:
+        """Whether a resized image of size ``hw`` (H, W) fits the graph's input: at most its
+        static size, or any size where it is dynamic."""
+        return not self.static or (hw[0] <= self.input_hw[0] and hw[1] <= self.input_hw[1])
+
     def dynamic_axes(self, output_names: Sequence[str]) -> Optional[Dict[str, Dict[int, str]]]:
         """torch.onnx.export's ``dynamic_axes``: any batch, and for segmentation the
         original image's size in ``labels``, and height and width where not static."""
@@ -81,32 +101,27 @@ class ExportPlan:
         return axes
 
 
-def default_input_hw(cfg, task: str, pipeline: Sequence[dict], static: bool) -> Tuple[int, int]:
-    """(H, W) of the export from the test pipeline's resize: for detection its size (padded to
-    the data preprocessor's divisor); for segmentation with a static size the square of its
-    long side, which a keep-ratio resize of either orientation fits, else the size traced."""
-    resize = next((s for s in pipeline if s['type'] == 'Resize'), None)
-    if resize is None or 'scale' not in resize:
-        return (512, 512)
-    w, h = resize['scale']
-    if task == 'seg' and static and resize.get('keep_ratio'):
-        h = w = max(h, w)
-    elif task == 'seg' or resize.get('keep_ratio'):
-        h, w = min(h, w), max(h, w)  # a keep-ratio resize fits the image inside (long, short)
-    div = cfg.model.get('data_preprocessor', {}).get('pad_size_divisor', 1) or 1
-    return (-(-int(h) // div) * div, -(-int(w) // div) * div)
-
-
 def plan_export(cfg, input_hw: Optional[Sequence[int]] = None, static: bool = False,
                 raw: bool = False, with_logits: bool = False, ca_form: Optional[str] = None,
                 opset: int = OPSET, check_images: Optional[Sequence[str]] = None,
                 int8_images: Optional[Sequence[str]] = None) -> ExportPlan:
     """The plan of exporting ``cfg``'s model: detection and raw graphs are static, segmentation
     graphs dynamic unless ``static``; ``int8_images`` (calibration) make it INT8; the check
-    images default to the demo's held-out images of the task. Raises
+    images default to the demo's held-out images of the task. The input size defaults to
+    what the test pipeline's resize makes (:func:`~coordatt_mm.apis.pipeline.pipeline_input_hw`;
+    for segmentation at a static size the square of its long side, which a keep-ratio resize
+    of either orientation fits). Raises
     :class:`~coordatt_mm.deploy.end2end.UnsupportedForExport` for a classifier without
-    ``raw``."""
-    from coordatt_mm.apis.pipeline import test_pipeline_steps
+    ``raw``, :class:`ExportPlanError` for a CA form the graph cannot take (:func:`ca_form_for`)
+    or, where images go through the pipeline into the graph (checks, calibration), a static
+    ``input_hw`` that holds none of the sizes the resize makes (a size that holds one
+    orientation of a keep-ratio resize is taken: images of the other are refused one by one,
+    :meth:`ExportPlan.holds`)."""
+    from coordatt_mm.apis.pipeline import (
+        pipeline_input_hw,
+        resized_shapes,
+        test_pipeline_steps,
+    )
     from coordatt_mm.deploy.end2end import UnsupportedForExport
     from coordatt_mm.registry import task_of
     task = task_of(cfg)
@@ -114,16 +129,26 @@ def plan_export(cfg, input_hw: Optional[Sequence[int]] = None, static: bool = Fa
         raise UnsupportedForExport(f'{cfg.filename}: {task} configs export with --raw only')
     static = bool(raw or task == 'det' or static)
     pipeline = tuple(dict(s) for s in test_pipeline_steps(cfg))
-    hw = tuple(int(v) for v in input_hw) if input_hw else \
-        default_input_hw(cfg, task, pipeline, static)
     precision = 'int8' if int8_images is not None else 'fp32'
+    ca_form = ca_form_for(precision, static, ca_form)
+    hw = tuple(int(v) for v in input_hw) if input_hw else \
+        pipeline_input_hw(cfg, pipeline, every=task == 'seg' and static) or DEFAULT_INPUT_HW
     if raw:
         images = ()
     else:
         from coordatt_mm.deploy.check import default_images
         images = tuple(check_images) if check_images is not None else default_images(task)
+    shapes = resized_shapes(cfg, pipeline)
+    fed = images or int8_images  # images go through the pipeline into the graph
+    if static and fed and shapes and not any(h <= hw[0] and w <= hw[1] for h, w in shapes):
+        # a static graph's canvas must hold the images the pipeline makes (padded to it)
+        raise ExportPlanError(
+            f'{osp.basename(cfg.filename)}: input size {hw[0]}x{hw[1]} holds none of the '
+            f'sizes the test pipeline resizes images to '
+            f'({" or ".join(f"{h}x{w}" for h, w in shapes)}): give --shape '
+            f'{shapes[0][0]} {shapes[0][1]} or more')
     return ExportPlan(config=osp.basename(cfg.filename), scope=cfg.default_scope, task=task,
                       pipeline=pipeline, input_hw=hw, static=static, raw=raw,
                       with_logits=with_logits and task == 'seg', precision=precision,
-                      ca_form=ca_form_for(precision, static, ca_form), opset=opset,
+                      ca_form=ca_form, opset=opset,
                       check_images=images, calibration_images=tuple(int8_images or ()))

@@ -3,7 +3,7 @@
 
     python tools/gpu_pack/make_pack.py [--out gpu_pack]
 
-Writes the folder ``gpu_pack/`` (ignored by git; it travels to the machine as a carried folder):
+Writes the folder ``gpu_pack/`` (ignored by git: copy it to the GPU machine with the repository):
 
 - wheels for CPython 3.12 on Linux x86-64 of every package the check needs that the machine
   lacks: the OpenMMLab codebases pinned in requirements.txt (``WANTED``) and everything they
@@ -12,9 +12,12 @@ Writes the folder ``gpu_pack/`` (ignored by git; it travels to the machine as a 
 - mmcv 2.1.0's source (it ships no wheels), which run.sh compiles there with its CUDA ops;
 - ``requirements.txt``, the pins the pack was made for; ``provided.txt``, what the machine
   has (with versions for the check); ``run.sh``, which runs ``tools/gpu_pack/run.sh`` of the
-  repository beside it;
+  repository beside it; ``PACK``, the marker that says this tool wrote the folder;
 
-then checks it (``check_pack.py``: complete, at most 60 MiB). Needs pip and the package index.
+then checks it (``check_pack.py``: complete, at most 60 MiB). The pack is made in a new folder
+beside ``--out`` and takes the place of ``--out`` only once it is complete, so a failed download
+leaves the previous pack as it was; ``--out`` must be new, empty or a pack (holding ``PACK``),
+so that no other folder is ever replaced. Needs pip and the package index.
 """
 import argparse
 import json
@@ -39,6 +42,42 @@ LAUNCHER = '''#!/usr/bin/env bash
 # root (made by `make gpu-pack`; the steps are in tools/gpu_pack/run.sh).
 GPU_PACK="$(cd "$(dirname "$0")" && pwd)" exec bash tools/gpu_pack/run.sh "$@"
 '''
+# the file that marks a folder as a pack this tool wrote: only such a folder is replaced
+MARKER = 'PACK'
+MARKER_TEXT = ('A GPU pack written by tools/gpu_pack/make_pack.py (make gpu-pack); making the '
+               'pack again replaces this folder.\n')
+
+
+class NotAPack(Exception):
+    """``--out`` is a file, or a folder with files that this tool did not write."""
+
+
+def replaceable(out: str) -> bool:
+    """Whether ``out`` may be made (True where it exists: it is replaced): a new path, an
+    empty folder or a pack (its ``PACK`` file). Raises :class:`NotAPack` for anything else,
+    which replacing would destroy."""
+    if not osp.lexists(out):
+        return False
+    if not osp.isdir(out) or osp.islink(out):
+        raise NotAPack(f'{out}: not a folder (a file or a link); give --out a new or empty '
+                       'folder, or a pack')
+    if os.listdir(out) and not osp.isfile(osp.join(out, MARKER)):
+        raise NotAPack(f'{out}: a folder with files and no {MARKER} file, so not a pack that '
+                       'make_pack.py wrote: it is left alone; give --out a new or empty '
+                       'folder, or remove it yourself')
+    return True
+
+
+def install(built: str, out: str) -> None:
+    """Put the complete pack ``built`` at ``out`` (a sibling folder), where an empty folder or
+    a previous pack is replaced."""
+    if replaceable(out):
+        old = tempfile.mkdtemp(prefix=f'.{osp.basename(out)}.old-', dir=osp.dirname(out))
+        os.replace(out, osp.join(old, 'pack'))
+        os.replace(built, out)
+        shutil.rmtree(old)
+    else:
+        os.replace(built, out)
 
 
 def pins(requirements: str) -> List[str]:
@@ -66,6 +105,39 @@ def pip(*args: str, env: Optional[dict] = None) -> None:
 
 
 def make(out: str) -> int:
+    """Make the pack at ``out``: built in a new sibling folder, checked, then put in place
+    (:func:`install`); the previous pack stays where anything fails. The exit status."""
+    out = osp.abspath(out)
+    try:
+        replaceable(out)
+    except NotAPack as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    os.makedirs(osp.dirname(out), exist_ok=True)
+    building = tempfile.mkdtemp(prefix=f'.{osp.basename(out)}.new-', dir=osp.dirname(out))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(building, 0o777 & ~umask)  # a folder as os.makedirs makes it, not mkdtemp's 0700
+    try:
+        try:
+            code = build(building)
+        except subprocess.CalledProcessError as e:
+            print(f'error: pip {e.cmd[3]} failed (exit {e.returncode})', file=sys.stderr)
+            code = 1
+        if code == 0:
+            install(building, out)
+            print(f'[make_pack] the pack is in {out}')
+        else:
+            print(f'error: no complete pack was made; {out} is left as it was',
+                  file=sys.stderr)
+        return code
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+
+
+def build(out: str) -> int:
+    """Download and write the pack into the empty folder ``out`` and check it; the check's
+    exit status."""
     # check_pack.py beside this script (its folder is the script's first import path)
     from check_pack import (
         ALIASES,
@@ -82,9 +154,8 @@ def make(out: str) -> int:
     from check_pack import main as check_main
     wanted = pins(osp.join(REPO, 'requirements.txt'))
     provided = read_provided(osp.join(HERE, 'provided.txt'))
-    if osp.isdir(out):
-        shutil.rmtree(out)
-    os.makedirs(out)
+    with open(osp.join(out, MARKER), 'w') as f:
+        f.write(MARKER_TEXT)
     with tempfile.TemporaryDirectory() as tmp:
         # what pip installs for the pins on CPython 3.12, as if into an empty folder
         report = osp.join(tmp, 'report.json')
@@ -136,7 +207,8 @@ def make(out: str) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description='Write the GPU pack: wheels for the lent GPU '
                                              'machine, the mmcv source and run.sh.')
-    ap.add_argument('--out', default=osp.join(REPO, 'gpu_pack'), help='the pack folder')
+    ap.add_argument('--out', default=osp.join(REPO, 'gpu_pack'),
+                    help='the pack folder: new, empty, or a pack this tool wrote (replaced)')
     args = ap.parse_args(argv)
     return make(args.out)
 

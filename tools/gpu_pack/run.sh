@@ -3,6 +3,10 @@
 #
 #   bash gpu_pack/run.sh [--dry-run]        (from the repository root; make gpu-pack made gpu_pack/)
 #
+# Copy the repository with the gpu_pack/ folder to the GPU machine (git ignores gpu_pack/, so
+# copy it explicitly), then run this there from the repository root; the report lands in $OUT
+# (default work_dirs/gpu_pack/ in the repository). It:
+#
 # 1. installs the pack's wheels into a folder of their own (pip --no-index --target) and puts it
 #    on PYTHONPATH;
 # 2. builds mmcv 2.1.0 from the pack's source with its CUDA ops for the visible GPU's arch, on
@@ -54,8 +58,8 @@ offline_pip() { PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1 "$PY" 
 
 [ -f tools/gpu_check.py ] && [ -f tools/gpu_pack/check_pack.py ] \
   || die "run this from the repository root (bash gpu_pack/run.sh)"
-[ -d "$PACK" ] || die "$PACK: no such folder: make gpu-pack writes it, and the device's run \
-carries it (carry: [\"gpu_pack\"])"
+[ -d "$PACK" ] || die "$PACK: no such folder: make gpu-pack writes it on a machine with \
+network; copy it here with the repository (git ignores gpu_pack/, so copy it explicitly)"
 
 # ---- 0. the machine and the pack ----
 PYVER=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
