@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""Regenerate the tables of README.md and docs/performance.md from files
-(``coordatt_mm/analysis/tables.py``).
+"""Regenerate the tables of README.md and docs/ (performance.md, models.md, attention_cost.md)
+from files (``coordatt_mm/analysis/tables.py``).
 
     python tools/update_readme.py           # rewrite them
     python tools/update_readme.py --check   # exit 1 if one is out of date

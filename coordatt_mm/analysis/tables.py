@@ -10,7 +10,10 @@
 - README demo table: ``docs/demo_summary.json`` (``tools/demo.py --publish docs``);
 - ``model-index.yml`` and ``configs/*/metafile.yml``: :mod:`coordatt_mm.analysis.model_index`;
 - docs/performance.md: ``docs/complexity.md`` (``tools/analysis/complexity.py --out``) and
-  ``docs/benchmark*.md`` (``tools/analysis/benchmark.py --out``).
+  ``docs/benchmark*.md`` (``tools/analysis/benchmark.py --out``);
+- docs/attention_cost.md: the tables and paragraphs of ``docs/attention_cost.json``
+  (``tools/analysis/benchmark.py --sections attention --attention-json``), rendered by
+  :mod:`coordatt_mm.analysis.attention_cost`.
 """
 import json
 import os.path as osp
@@ -105,6 +108,16 @@ def benchmark_tables() -> str:
     return '\n\n'.join(parts)
 
 
+def attention_cost() -> str:
+    """docs/attention_cost.md's generated part, from ``docs/attention_cost.json``."""
+    path = osp.join(DOCS, 'attention_cost.json')
+    if not osp.exists(path):
+        return ('_not measured yet: `python tools/analysis/benchmark.py --sections attention '
+                '--attention-json docs/attention_cost.json`_')
+    from coordatt_mm.analysis.attention_cost import document, load
+    return document(load(path))
+
+
 def sections() -> Dict[str, Dict[str, callable]]:
     """file -> {marker: function producing the text between its begin/end comments}."""
     return {
@@ -124,6 +137,7 @@ def sections() -> Dict[str, Dict[str, callable]]:
             'compile-table': lambda: _file('benchmark_compile.md', '_not measured yet: '
                                            '`python tools/analysis/benchmark.py --sections '
                                            'compile --out docs/benchmark_compile.md`_')},
+        osp.join(DOCS, 'attention_cost.md'): {'attention-cost': attention_cost},
     }
 
 

@@ -28,8 +28,12 @@ CONFIGS = {'det': 'configs/demo/ssdlite_mobilenetv2-ca_1xb6-14e_tiny-coco.py',
            'seg': 'configs/demo/deeplabv3_mobilenetv2-ca-d16_1xb8-100i_tiny-voc12aug.py'}
 METRICS = {'det': 'coco/bbox_mAP', 'seg': 'mIoU'}
 NAMES = {'det': 'detection', 'seg': 'segmentation'}
-# what "visibly useful" means for the demo's own schedule
-THRESHOLDS = {'coco/bbox_mAP': 0.15, 'mIoU': 70.0}
+# What "it learned" means for the demo's own schedule: far above what an untrained model scores
+# (box mAP 0; mIoU about 21, background everywhere), far below what training reaches. Training
+# on tiny data amplifies rounding: with 5 seeds, each kernel build and each oneDNN instruction
+# set of an AVX2 CPU, and on an AVX-512 CPU, the detector ended at 0.22-0.43 box mAP and the
+# segmentor at 77-91 mIoU.
+THRESHOLDS = {'coco/bbox_mAP': 0.10, 'mIoU': 60.0}
 
 
 _T0 = time.time()
@@ -77,11 +81,14 @@ def _schedule(task: str, length: Optional[int]) -> dict:
     return {'train_cfg.max_iters': length, 'param_scheduler.0.end': length}
 
 
-def train_and_test(task: str, work_dir: str, log, length: Optional[int] = None) -> dict:
-    """Train the task's demo config, then evaluate the last checkpoint on its test set."""
+def train_and_test(task: str, work_dir: str, log, length: Optional[int] = None,
+                   options: Optional[dict] = None) -> dict:
+    """Train the task's demo config, then evaluate the last checkpoint on its test set.
+    ``options``: config entries to override as well (e.g. the backbone's attention)."""
     from coordatt_mm.apis.run import build_runner, load_config
     config = osp.join(REPO, CONFIGS[task])
-    cfg = load_config(config, work_dir, _schedule(task, length))
+    options = {**_schedule(task, length), **(options or {})}
+    cfg = load_config(config, work_dir, options)
     t = time.time()
     # mmengine's console output and the libraries' warnings go to the demo log
     with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
@@ -93,7 +100,7 @@ def train_and_test(task: str, work_dir: str, log, length: Optional[int] = None) 
     ckpt = osp.join(work_dir, open(osp.join(work_dir, 'last_checkpoint')).read().strip()
                     .rsplit('/', 1)[-1])
     say(f'{NAMES[task]}: testing {osp.relpath(ckpt, REPO)}')
-    cfg = load_config(config, osp.join(work_dir, 'test'), _schedule(task, length))
+    cfg = load_config(config, osp.join(work_dir, 'test'), options)
     cfg.load_from = ckpt
     with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         metrics = build_runner(cfg).test()
@@ -138,10 +145,19 @@ def publish(summary: dict, work_dir: str, folder: str) -> None:
         f.write(text)
 
 
+def ensure_tiny_data() -> str:
+    """``data/tiny`` (``tools/make_tiny_data.py``), written again unless current; its path."""
+    from coordatt_mm.datasets import is_current, make_all
+    tiny = osp.join(REPO, 'data', 'tiny')
+    if not is_current(tiny):
+        shutil.rmtree(tiny, ignore_errors=True)
+        make_all(tiny)
+    return tiny
+
+
 def run_demo(work_dir: str, det_epochs: Optional[int] = None, seg_iters: Optional[int] = None,
              publish_to: Optional[str] = None) -> dict:
     global _T0
-    from coordatt_mm.datasets import is_current, make_all
     t0 = _T0 = time.time()
     if osp.exists(work_dir):
         shutil.rmtree(work_dir)  # the demo's own output folder; each run starts clean
@@ -149,11 +165,8 @@ def run_demo(work_dir: str, det_epochs: Optional[int] = None, seg_iters: Optiona
     log_path = osp.join(work_dir, 'demo.log')
     summary = dict(thresholds=THRESHOLDS)
     with open(log_path, 'a') as log:
-        tiny = osp.join(REPO, 'data', 'tiny')
-        say(f'tiny datasets in {osp.relpath(tiny, REPO)} (full log: {osp.relpath(log_path, REPO)})')
-        if not is_current(tiny):
-            shutil.rmtree(tiny, ignore_errors=True)
-            make_all(tiny)
+        say(f'tiny datasets in data/tiny (full log: {osp.relpath(log_path, REPO)})')
+        ensure_tiny_data()
         for task, length in (('det', det_epochs), ('seg', seg_iters)):
             say(f'{NAMES[task]}: training {CONFIGS[task]}')
             summary[task] = train_and_test(task, osp.join(work_dir, task), log, length)
@@ -162,7 +175,11 @@ def run_demo(work_dir: str, det_epochs: Optional[int] = None, seg_iters: Optiona
         for task in ('det', 'seg'):
             infer_holdout(task, summary[task], work_dir, log)
     summary['seconds'] = round(time.time() - t0, 1)
-    summary['machine'] = f'{os.cpu_count()} CPU cores ({platform.machine()})'
+    import torch
+
+    from coordatt_mm.ops.cpu import features_text
+    summary['machine'] = (f'{os.cpu_count()} CPU cores ({platform.machine()}; '
+                          f'{features_text()}; torch {torch.__version__})')
     summary['schedule'] = dict(det_epochs=det_epochs, seg_iters=seg_iters)
     with open(osp.join(work_dir, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=2)

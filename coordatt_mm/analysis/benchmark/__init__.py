@@ -2,7 +2,7 @@
 (``tools/analysis/benchmark.py``).
 
     python tools/analysis/benchmark.py
-        [--sections layer,eager,onnxruntime,openvino,training,compile]
+        [--sections layer,eager,onnxruntime,openvino,training,compile,attention]
         [--batch 1,8] [--train-batch 8] [--threads 2] [--repeats 30] [--warmup 5] [--size 320]
         [--device cpu|cuda] [--channels-last] [--amp] [--compile] [--out FILE.md]
 
@@ -19,7 +19,11 @@ versions. Sections, one module each:
   models in FP32 and INT8 on each runtime, and ONNX Runtime's profile of the backbones;
 - ``training``: step time and peak memory of the backbone;
 - ``compile`` (``torch_compile``; not in the default run: compilation takes minutes): whether
-  ``torch.compile`` pays for a folder of images.
+  ``torch.compile`` pays for a folder of images;
+- ``attention`` (not in the default run: about an hour): every attention module (SE, CBAM,
+  ECA, Triplet, SimAM, CA, with matched activations) in the backbone, SSDLite and DeepLabV3:
+  parameters, M-Adds, eager, training and each runtime, each against the plain network in one
+  run; its figures go to ``--attention-json`` for docs/attention_cost.md and the picture.
 
 Each section ends with its targets, judged on its own numbers. ``core`` holds what they share
 (interleaved timing, ratios as medians of per-round ratios, the report, its targets and
@@ -28,7 +32,14 @@ section is a module here that registers its function with :func:`core.section` a
 in :data:`core.TARGETS`, imported below, with its name added to ``coordatt_cli/benchmark.py``
 (which parses the command line before anything heavy is imported).
 """
-from coordatt_mm.analysis.benchmark import deployed, eager, layer, torch_compile, training
+from coordatt_mm.analysis.benchmark import (
+    attention,
+    deployed,
+    eager,
+    layer,
+    torch_compile,
+    training,
+)
 from coordatt_mm.analysis.benchmark.core import (
     SECTIONS,
     TARGETS,
@@ -60,7 +71,7 @@ from coordatt_mm.analysis.benchmark.runtimes import RUNTIMES, Runtime
 
 __all__ = ['DEPLOYED', 'DL_CA', 'DL_PLAIN', 'OURS', 'OURS_ATEN', 'RUNTIMES', 'SECTIONS',
            'SSD_MM', 'SSD_OURS', 'TARGETS', 'TIMES', 'DeployedModels', 'ReleasedFormCoordAtt',
-           'Report', 'Runtime', 'aten_only', 'backbones', 'deployed', 'deployed_models',
-           'dense_models', 'dense_pairs', 'eager', 'layer', 'machine_line', 'released_form',
-           'round_ratio', 'run', 'section', 'time_interleaved', 'torch_compile', 'training',
-           'verdict']
+           'Report', 'Runtime', 'aten_only', 'attention', 'backbones', 'deployed',
+           'deployed_models', 'dense_models', 'dense_pairs', 'eager', 'layer', 'machine_line',
+           'released_form', 'round_ratio', 'run', 'section', 'time_interleaved',
+           'torch_compile', 'training', 'verdict']

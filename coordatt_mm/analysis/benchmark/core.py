@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 
 from coordatt_mm import ops
+from coordatt_mm.ops.cpu import VECTOR_FEATURES, cpu_info, features_text  # noqa: F401 (re-exported)
 
 # ---- timing ----
 
@@ -154,37 +155,13 @@ class Report:
 
 
 # ---- machine ----
+# the CPU's vector features: coordatt_mm.ops.cpu (cpu_info, VECTOR_FEATURES)
 
-# the vector features that decide the figures: name -> the /proc/cpuinfo flags, any of which
-# has it (INT8 gains depend on VNNI, in its AVX-512 or its AVX form)
-VECTOR_FEATURES = {'AVX2': ('avx2',), 'AVX-512': ('avx512f',),
-                   'VNNI': ('avx512_vnni', 'avx_vnni')}
 # the runtimes a figure depends on: module -> the distributions that install it
 RUNTIME_DISTRIBUTIONS = {'torch': ('torch',),
                          'onnxruntime': ('onnxruntime', 'onnxruntime-gpu',
                                          'onnxruntime-openvino'),
                          'openvino': ('openvino',)}
-
-
-def cpu_info(path: str = '/proc/cpuinfo') -> Tuple[str, Optional[Dict[str, bool]]]:
-    """The CPU's model name and {feature: present} for :data:`VECTOR_FEATURES`, from the
-    first processor of ``path``; None for the features where it lists no x86 flags."""
-    name, flags = None, None
-    try:
-        with open(path) as f:
-            for line in f:
-                key, _, value = line.partition(':')
-                key = key.strip()
-                if key == 'model name' and name is None:
-                    name = value.strip()
-                elif key == 'flags' and flags is None:
-                    flags = set(value.split())
-    except OSError:  # not Linux: no features to read
-        pass
-    name = name or platform.processor() or platform.machine()
-    if flags is None:
-        return name, None
-    return name, {k: any(f in flags for f in fs) for k, fs in VECTOR_FEATURES.items()}
 
 
 def runtime_versions() -> Dict[str, Optional[str]]:
@@ -205,9 +182,8 @@ def runtime_versions() -> Dict[str, Optional[str]]:
 def machine_line(cpuinfo: str = '/proc/cpuinfo') -> str:
     """One line for the head of every table and figure: the CPU with its vector features (read
     from ``cpuinfo``) and the runtimes' versions (figures differ with both)."""
-    name, features = cpu_info(cpuinfo)
-    cpu = (', '.join(f'{k} {"yes" if v else "no"}' for k, v in features.items())
-           if features is not None else f'unknown (no x86 flags in {cpuinfo})')
+    name, _ = cpu_info(cpuinfo)
+    cpu = features_text(cpuinfo)
     runtimes = ', '.join(f'{k} {v}' if v else f'{k} not installed'
                          for k, v in runtime_versions().items())
     return f'CPU {name}, vector features: {cpu}; runtimes: {runtimes}'
@@ -231,6 +207,16 @@ def section(name: str) -> Callable[[Callable], Callable]:
     return register
 
 
+def settings_line(args, device: torch.device) -> str:
+    """The run's first line: the device, torch, threads, the fused kernels, size, repeats."""
+    dev_name = (torch.cuda.get_device_name(device) if device.type == 'cuda'
+                else platform.processor() or platform.machine())
+    return (f'device {device} ({dev_name}), torch {torch.__version__}, threads '
+            f'{torch.get_num_threads()}, fused CA kernels {ops.fused_status()}, {args.size}², '
+            f'{args.repeats} interleaved runs after {args.warmup} warm-up, denormals flushed, '
+            f'initialised weights')
+
+
 def run(args) -> int:
     """``tools/analysis/benchmark.py`` with its parsed arguments (coordatt_cli.benchmark)."""
     args.batch = [int(b) for b in str(args.batch).split(',')]
@@ -245,15 +231,8 @@ def run(args) -> int:
     # slower on CPUs, would be measured instead of the models
     torch.set_flush_denormal(True)
     device = torch.device(args.device)
-    dev_name = (torch.cuda.get_device_name(device) if device.type == 'cuda'
-                else platform.processor() or platform.machine())
     rep = Report()
-    rep.lines.append(
-        f'device {args.device} ({dev_name}), torch {torch.__version__}, threads '
-        f'{torch.get_num_threads()}, fused CA kernels {ops.fused_status()}, {args.size}², '
-        f'{args.repeats} interleaved runs after {args.warmup} warm-up, denormals flushed, '
-        f'initialised weights')
-    rep.lines += ['', machine_line()]
+    rep.lines += [settings_line(args, device), '', machine_line()]
     for name in sections:  # the deployed runtimes run on the CPU, whatever --device says
         SECTIONS[name](rep, args, device)
     text = '\n'.join(rep.lines)

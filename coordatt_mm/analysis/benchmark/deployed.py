@@ -41,7 +41,7 @@ class DeployedPair(NamedTuple):
 
 DEPLOYED = [DeployedPair('backbone', 'backbone', 'MobileNetV2', 'MobileNetV2 + CA', 0.6),
             DeployedPair('SSDLite320 end to end', 'SSDLite320', SSD_MM, SSD_OURS, 0.6),
-            DeployedPair('DeepLabV3 end to end', 'DeepLabV3', DL_PLAIN, DL_CA, None)]
+            DeployedPair('DeepLabV3 end to end', 'DeepLabV3', DL_PLAIN, DL_CA, 0.6)]
 # bounds on FP32 with CA over plain FP32 (with their stage), and on INT8 with CA over INT8 plain
 FP32_BOUNDS = ((1.25, 'next step'), (1.10, 'goal'))
 INT8_BOUND = 1.25
@@ -62,17 +62,21 @@ def _add_targets(section: str, rt: Runtime) -> None:
 
 class DeployedModels:
     """The deployed pairs exported once for every runtime section, as
-    ``tools/deploy/export_onnx.py`` exports them (segmentation is dynamic, so its CA always
-    broadcasts): each graph a runtime of :data:`RUNTIMES` runs, FP32 and INT8 (``--int8``'s
+    ``tools/deploy/export_onnx.py`` exports them at the benchmark's size (segmentation with
+    ``--static``, so that CA's static forms apply as in detection): each graph a runtime of
+    :data:`RUNTIMES` runs, FP32 and INT8 (``--int8``'s
     quantisation, calibrated on random inputs of the benchmark's kind), in ``files``:
     {(title, name, variant): file}; a plain network has one file per precision and operator
     list, under every form.
 
     Args:
         args (argparse.Namespace): the benchmark's arguments (``size``).
+        models (dict, optional): {title: {name: (config, network)}} to export instead of
+            :data:`DEPLOYED`'s networks; the title ``'backbone'`` exports raw networks
+            (normalised input), any other the end-to-end graphs (pixels). Defaults to None.
     """
 
-    def __init__(self, args) -> None:
+    def __init__(self, args, models: Optional[Dict[str, Dict[str, tuple]]] = None) -> None:
         import numpy as np
 
         from coordatt_mm.deploy import export_model, export_network
@@ -82,10 +86,12 @@ class DeployedModels:
         self.inputs: Dict[str, 'np.ndarray'] = {}
         rng = np.random.default_rng(0)
         hw = (args.size, args.size)
-        plain, ca = backbones()
-        models = {'backbone': {'MobileNetV2': (None, plain), 'MobileNetV2 + CA': (None, ca)}}
-        (_, ssd, _), (_, seg, _) = dense_models()
-        models['SSDLite320 end to end'], models['DeepLabV3 end to end'] = ssd, seg
+        if models is None:
+            plain, ca = backbones()
+            models = {'backbone': {'MobileNetV2': (None, plain),
+                                   'MobileNetV2 + CA': (None, ca)}}
+            (_, ssd, _), (_, seg, _) = dense_models()
+            models['SSDLite320 end to end'], models['DeepLabV3 end to end'] = ssd, seg
         variants = sorted({rt.variant(p) for rt in RUNTIMES.values() for p in PRECISIONS})
         forms = sorted({form for _, form, _ in variants})
         count = itertools.count()
@@ -106,7 +112,8 @@ class DeployedModels:
                         if raw:
                             export_network(net.eval(), path, hw, ['out'], ca_form=form)
                         else:
-                            export_model(cfg, net.eval(), path, hw, ca_form=form)
+                            export_model(cfg, net.eval(), path, hw, ca_form=form,
+                                         static=True)
                     made = {(): path}
                     for op_types in sorted({o for p, _, o in served if p == 'int8'}):
                         made[op_types] = f'{path[:-5]}_int8_{len(made)}.onnx'

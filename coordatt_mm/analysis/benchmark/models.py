@@ -108,7 +108,7 @@ def with_bn_statistics(model: nn.Module, seed: int = 0) -> nn.Module:
     return model
 
 
-def _initialised(model: nn.Module) -> nn.Module:
+def initialised(model: nn.Module) -> nn.Module:
     """The codebases' own initialisation (Kaiming convs), which keeps activations and gradients
     at a trained network's scale; construction-time weights let them fade towards denormal
     numbers, whose slow arithmetic would be timed instead."""
@@ -120,8 +120,8 @@ def _initialised(model: nn.Module) -> nn.Module:
 def backbones() -> Tuple[nn.Module, nn.Module]:
     """MobileNetV2 from the stem to the 1280 conv: plain and with our CA, initialised."""
     torch.manual_seed(0)
-    return (_initialised(MobileNetV2CA(attention=None, out_indices=(7,))),
-            _initialised(MobileNetV2CA(out_indices=(7,))))
+    return (initialised(MobileNetV2CA(attention=None, out_indices=(7,))),
+            initialised(MobileNetV2CA(out_indices=(7,))))
 
 
 def dense_models() -> List[Tuple[str, Dict[str, tuple], str]]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Tuple
 
 from coordatt_mm.deploy import ort_kernel_shares, ort_session
+from coordatt_mm.deploy.plan import STATIC_CA_FORM
 from coordatt_mm.deploy.quantize import OP_TYPES
 from coordatt_mm.deploy.runtime import size_feeds
 
@@ -62,26 +63,49 @@ def _ort_kernel_shares(path: str, x, threads: int) -> Dict[str, float]:
     return ort_kernel_shares(path, x, threads=threads)
 
 
-def _openvino_runner(path: str, threads: int):
+def _openvino_request(path: str, threads: int, profile: bool = False):
     import openvino as ov
-    compiled = ov.Core().compile_model(path, 'CPU', {'INFERENCE_NUM_THREADS': threads,
-                                                     'NUM_STREAMS': 1,
-                                                     'PERFORMANCE_HINT': 'LATENCY'})
-    request = compiled.create_infer_request()
-    names = [p.get_any_name() for p in compiled.inputs]
+    config = {'INFERENCE_NUM_THREADS': threads, 'NUM_STREAMS': 1, 'PERFORMANCE_HINT': 'LATENCY'}
+    if profile:
+        config['PERF_COUNT'] = True
+    compiled = ov.Core().compile_model(path, 'CPU', config)
+    return compiled.create_infer_request(), [p.get_any_name() for p in compiled.inputs]
+
+
+def _openvino_runner(path: str, threads: int):
+    request, names = _openvino_request(path, threads)
     return lambda x: request.infer(size_feeds(names, x))
 
 
+def _openvino_kernel_shares(path: str, x, threads: int, runs: int = 20) -> Dict[str, float]:
+    """OpenVINO's performance counters over ``runs`` runs: share of time per executed layer
+    type and kernel (``Subgraph jit_avx2_I8``: a fused element-wise subgraph on 8-bit
+    inputs; ``Reorder``: a layout conversion), after the CPU plugin's fusions."""
+    request, names = _openvino_request(path, threads, profile=True)
+    total: Dict[str, float] = {}
+    for i in range(runs + 2):
+        request.infer(size_feeds(names, x))
+        if i < 2:
+            continue
+        for p in request.get_profiling_info():
+            key = f'{p.node_type} {p.exec_type}'
+            total[key] = total.get(key, 0.0) + p.real_time.total_seconds()
+    s = sum(total.values()) or 1.0
+    return {k: v / s for k, v in sorted(total.items(), key=lambda kv: -kv[1])}
+
+
 # section name -> runtime; CA's forms are the fastest measured on each runtime
-# (docs/performance.md, deployed speed)
+# (docs/performance.md, deployed speed): ONNX Runtime's are what the exporter writes by default
 RUNTIMES: Dict[str, Runtime] = {
     'onnxruntime': Runtime(
         'ONNX Runtime', 'onnxruntime', 'pip install onnxruntime',
         'ONNX Runtime {version}, CPU execution provider, {threads} intra-op threads without '
-        'spinning', _ort_runner, fp32_form='pool', int8_form='broadcast',
+        'spinning', _ort_runner, fp32_form=STATIC_CA_FORM['fp32'],
+        int8_form=STATIC_CA_FORM['int8'],
         kernel_shares=_ort_kernel_shares),
     'openvino': Runtime(
         'OpenVINO', 'openvino', 'pip install openvino',
         'OpenVINO {version} CPU plugin, {threads} inference threads, latency hint, one stream',
-        _openvino_runner, fp32_form='product', int8_form='pool'),
+        _openvino_runner, fp32_form='product', int8_form='pool',
+        kernel_shares=_openvino_kernel_shares),
 }

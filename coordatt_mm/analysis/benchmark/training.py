@@ -3,15 +3,17 @@ step time and the step's peak memory (CPU: the allocations the torch profiler re
 ``max_memory_allocated``), in channels-last with ``--channels-last``, under autocast with
 ``--amp`` (float16 through a gradient scaler on CUDA)."""
 import statistics
-from typing import Callable
+from typing import Callable, Dict, List, Tuple
 
 import torch
+import torch.nn as nn
 
 from coordatt_mm.analysis.benchmark.core import (
     TARGETS,
     Report,
     amp_dtype,
     autocast,
+    round_ratio,
     section,
     time_interleaved,
 )
@@ -44,14 +46,21 @@ def peak_memory(step: Callable, device) -> int:
     return peak
 
 
-@section('training')
-def training_section(rep: Report, args, device) -> None:
-    plain, ca = backbones()
-    nets = {'MobileNetV2': plain, OURS: ca, OURS_ATEN: aten_only(ca)}
+def output_loss(out) -> torch.Tensor:
+    """A stand-in loss that reaches every output: the sum of their means (a tuple of outputs,
+    as the backbones and the dense networks' raw heads give, or one tensor)."""
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    return sum(o.float().mean() for o in outs)
+
+
+def measure_training(nets: Dict[str, nn.Module], x: torch.Tensor, args,
+                     device) -> Tuple[Dict[str, List[float]], Dict[str, int]]:
+    """({name: step seconds per interleaved round}, {name: peak bytes of one step}) of a
+    forward + backward (:func:`output_loss`) + SGD step of each network in train mode on
+    ``x`` (channels-last with ``--channels-last``, autocast with ``--amp``, float16 through a
+    gradient scaler as mmengine's AmpOptimWrapper); ``max(3, repeats // 4)`` rounds after 2."""
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
-    x = torch.randn(args.train_batch, 3, args.size, args.size, device=device)
-    x = x.contiguous(memory_format=fmt)
-    # float16 AMP steps through a gradient scaler, as mmengine's AmpOptimWrapper does
+    x = x.to(device).contiguous(memory_format=fmt)
     scaler = torch.amp.GradScaler(device.type, enabled=args.amp and amp_dtype(device)
                                   == torch.float16)
     steps = {}
@@ -62,24 +71,36 @@ def training_section(rep: Report, args, device) -> None:
         def step(net=net, opt=opt):
             opt.zero_grad(set_to_none=True)
             with autocast(args, device):
-                loss = net(x)[0].float().mean()
+                loss = output_loss(net(x))
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
         steps[name] = step
-    repeats = max(3, args.repeats // 4)
-    times = time_interleaved(steps, device, repeats, 2)
-    peaks = {name: peak_memory(step, device) for name, step in steps.items()}
+    times = time_interleaved(steps, device, max(3, args.repeats // 4), 2)
+    return times, {name: peak_memory(step, device) for name, step in steps.items()}
+
+
+def training_heading(args, device, what: str) -> str:
+    """The heading of a training table: what steps, where the peak memory comes from."""
     where = 'torch profiler allocations' if device.type == 'cpu' else 'max_memory_allocated'
+    return (f'Training: forward + backward + SGD step of {what}, peak memory of the step '
+            f'({where})' + (', channels-last' if args.channels_last else '')
+            + (f', autocast {amp_dtype(device)}' if args.amp else ''))
+
+
+@section('training')
+def training_section(rep: Report, args, device) -> None:
+    plain, ca = backbones()
+    nets = {'MobileNetV2': plain, OURS: ca, OURS_ATEN: aten_only(ca)}
+    x = torch.randn(args.train_batch, 3, args.size, args.size, device=device)
+    times, peaks = measure_training(nets, x, args, device)
     title = f'training step, batch {args.train_batch}, {args.size}²'
-    rep.start(f'Training: forward + backward + SGD step of the backbone, peak memory of the step '
-              f'({where})' + (', channels-last' if args.channels_last else '')
-              + (f', autocast {amp_dtype(device)}' if args.amp else ''),
+    rep.start(training_heading(args, device, 'the backbone'),
               '| comparison | model | median step ms | peak memory MiB | step ratio | '
               'memory ratio |')
     med = {k: statistics.median(v) for k, v in times.items()}
-    for name in steps:
-        r_t = statistics.median(a / b for a, b in zip(times[name], times['MobileNetV2']))
+    for name in nets:
+        r_t = round_ratio(times[name], times['MobileNetV2'])
         r_m = peaks[name] / peaks['MobileNetV2']
         rep.ratios['training', title, name] = r_t
         rep.ratios['training', f'training peak memory, batch {args.train_batch}', name] = r_m
