@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e_utils import DET_EPOCHS, REPO, SEG_ITERS, run, tool
+from e2e_utils import REPO, run, tool
 
 
 @pytest.fixture(scope='session')
@@ -25,17 +25,16 @@ def tiny_repo_data():
 
 @pytest.fixture(scope='session')
 def demo(tmp_path_factory, tiny_repo_data):
-    """The demo (tools/demo.py) as users run it, on the tests' schedule; its trained models
-    serve the end-to-end and inference tests. ``COORDATT_TEST_DEMO=DIR`` reuses the run of
-    ``tools/demo.py --work-dir DIR --det-epochs 10 --seg-iters 80`` (while working on tests)."""
+    """The demo (tools/demo.py) as users run it (``make demo``); its trained models serve the
+    end-to-end and inference tests. ``COORDATT_TEST_DEMO=DIR`` reuses the run of
+    ``tools/demo.py --work-dir DIR`` (while working on tests)."""
     reuse = os.environ.get('COORDATT_TEST_DEMO')
     if reuse:
         summary = json.loads((Path(reuse) / 'summary.json').read_text())
         summary['stdout'], summary['wd'] = (Path(reuse) / 'demo.log').read_text(), Path(reuse)
         return summary
     wd = tmp_path_factory.mktemp('demo')
-    out = run([sys.executable, REPO / 'tools/demo.py', '--work-dir', wd, '--det-epochs',
-               DET_EPOCHS, '--seg-iters', SEG_ITERS], cwd=REPO, timeout=900)
+    out = run([sys.executable, REPO / 'tools/demo.py', '--work-dir', wd], cwd=REPO, timeout=900)
     summary = json.loads((wd / 'summary.json').read_text())
     summary['stdout'], summary['wd'] = out, wd
     return summary

@@ -11,10 +11,10 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DET_DEMO = REPO / 'configs/demo/ssdlite_mobilenetv2-ca_1xb6-14e_tiny-coco.py'
 SEG_DEMO = REPO / 'configs/demo/deeplabv3_mobilenetv2-ca-d16_1xb8-100i_tiny-voc12aug.py'
-# the demo's schedule as the tests run it: shortened from its configs' 14 epochs and 100
-# iterations (what it publishes, docs/demo_summary.json, comes from those), still above the
-# demo's thresholds (measured: 0.256 box mAP after 10 epochs, 84 mIoU after 80 iterations)
-DET_EPOCHS, SEG_ITERS = 10, 80
+# the demo's own schedule (its configs': 14 epochs, 100 iterations), which the tests run as
+# users do; a shorter one ended below the demo's thresholds on some CPUs (training on tiny data
+# amplifies the rounding differences between instruction sets)
+DET_EPOCHS, SEG_ITERS = 14, 100
 
 
 def tool(rel_path, name='main'):

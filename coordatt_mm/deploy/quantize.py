@@ -1,19 +1,17 @@
 """INT8: an exported float model turned into a static QDQ INT8 model by ONNX Runtime's
 quantizer, calibrated on images through the config's test pipeline.
 
-What is quantised was chosen by measurement on the demo models (tools/test.py, float box mAP
-0.428 / mIoU 88.80, INT8 figures below): the convolutions (int8 weights per output channel,
-uint8 activations), the ReLU6 / ReLU clips after them (folded into the convolutions' output
-ranges), the residual additions and the products (CA's gating among them), with ranges from
-the 99.999th percentile of each tensor's histogram. That lost 0.006 mAP / 0.64 mIoU. Min-max
-ranges over every operator the quantizer knows lost 0.097 mAP: the head outputs concatenated
-before decoding then share one 8-bit range. Keeping CA in float gained nothing (0.419 mAP with
-convolutions only) and was slower: ONNX Runtime has no integer kernel for CA's row and column
-means, so CA's input is converted back to float either way, and a float CA adds conversions of
-its full-size output. Leaving the clips in float made the plain INT8 backbone 1.6x slower.
-Decoding, NMS, the argmax and the normalisation stay in float. ``--int8`` quantises the graph
-with CA in its broadcasting form by default, which ONNX Runtime's INT8 runs fastest
-(``--ca-form pool`` for OpenVINO).
+What is quantised was chosen by measurement on the demo models (tools/test.py; docs/deploy.md,
+INT8): the convolutions (int8 weights per output channel, uint8 activations), the ReLU6 / ReLU
+clips after them (folded into the convolutions' output ranges), the residual additions, the
+products and the sigmoids that gate them with the resizes on their way (attention gates;
+:func:`gate_paths`), with ranges from the 99.999th percentile of each tensor's histogram.
+Min-max ranges over every operator the quantizer knows lost 0.097 mAP: the head outputs
+concatenated before decoding then share one 8-bit range. Leaving the clips in float made the
+plain INT8 backbone 1.6x slower. Decoding, NMS, the argmax, the normalisation, and sigmoids and
+resizes that gate nothing (a detector's scores, logits before the argmax) stay in float. ``--int8``
+quantises the graph with CA in its integer form at a static size, in which ONNX Runtime runs
+every operator of the layer on integers (CoordAtt._forward_integer).
 """
 import json
 import os
@@ -27,20 +25,49 @@ from coordatt_mm.deploy.runtime import META, size_feeds
 
 # what is quantised and how (see the module docstring)
 KEEP_FLOAT: Sequence[str] = ()
-OP_TYPES = ('Conv', 'Clip', 'Relu', 'Add', 'Mul', 'Sigmoid')
+OP_TYPES = ('Conv', 'Clip', 'Relu', 'Add', 'Mul', 'Sigmoid', 'Resize')
 METHOD = 'percentile'
-# an attention gate's sigmoid output, pinned to [0, 255/256] (TFLite's logistic output):
-# the full 8 bits on the only range a gate can take, whatever the calibration images saw
+# an attention gate's sigmoid output range with ``pin_gates``: [0, 255/256], TFLite's fixed
+# logistic output. Not the default: calibrated ranges, finer where the gates keep to part of
+# [0, 1], lost less (demo detector: box mAP 0.418 calibrated, 0.400 pinned; float 0.428)
 GATE_SCALE, GATE_ZERO_POINT = 1 / 256, 0
 
 
+# what may stand between a gate's sigmoid and its product: moves and CA's gate expansions
+GATE_PATH_OPS = ('Resize', 'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze', 'Expand')
+
+
+def gate_paths(model) -> Dict[str, List[str]]:
+    """{Sigmoid node name: [the nodes between it and the product it gates]} for the sigmoids
+    that gate a product (an attention layer's ``x * sigmoid(...)``, directly or through a
+    resize to full size, as CA's pool form): the ones INT8 quantises, with the nodes on their
+    way. A sigmoid whose output is not multiplied (a detector's class scores, decoded in
+    float) is not among them."""
+    readers: Dict[str, list] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n)
+    paths = {}
+    for n in model.graph.node:
+        if n.op_type != 'Sigmoid':
+            continue
+        path, tensor = [], n.output[0]
+        while len(readers.get(tensor, ())) == 1:
+            nxt = readers[tensor][0]
+            if nxt.op_type == 'Mul':
+                paths[n.name] = path
+                break
+            if nxt.op_type not in GATE_PATH_OPS:
+                break
+            path.append(nxt.name)
+            tensor = nxt.output[0]
+    return paths
+
+
 def gate_sigmoids(model) -> Dict[str, str]:
-    """{node name: output tensor} of the Sigmoid nodes that gate a product (an attention
-    layer's ``x * sigmoid(...)``), the ones INT8 quantises; a sigmoid whose output is not
-    multiplied (a detector's class scores, decoded in float) is not among them."""
-    mul_inputs = {i for n in model.graph.node if n.op_type == 'Mul' for i in n.input}
-    return {n.name: n.output[0] for n in model.graph.node
-            if n.op_type == 'Sigmoid' and n.output[0] in mul_inputs}
+    """{node name: output tensor} of the gating sigmoids (:func:`gate_paths`)."""
+    gates = gate_paths(model)
+    return {n.name: n.output[0] for n in model.graph.node if n.name in gates}
 
 
 def float_nodes(model, keep_float: Sequence[str]) -> List[str]:
@@ -144,9 +171,11 @@ class _WithSizes:
 
 
 def quantize_int8(float_file: str, out: str, reader, keep_float: Sequence[str] = KEEP_FLOAT,
-                  method: str = METHOD, op_types: Sequence[str] = OP_TYPES) -> dict:
+                  method: str = METHOD, op_types: Sequence[str] = OP_TYPES,
+                  pin_gates: bool = False) -> dict:
     """Write the INT8 QDQ model of ``float_file`` to ``out``, calibrated with ``reader``;
-    the metadata is carried over, with ``coordatt_mm.precision = int8``."""
+    the metadata is carried over, with ``coordatt_mm.precision = int8``. ``pin_gates``: the
+    gates' sigmoid outputs take the fixed range [0, 255/256] instead of a calibrated one."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -159,12 +188,14 @@ def quantize_int8(float_file: str, out: str, reader, keep_float: Sequence[str] =
         model = onnx.load(pre)
         excluded = float_nodes(model, keep_float)
         gates = gate_sigmoids(model)
-        if 'Sigmoid' in op_types:
-            excluded += [n.name for n in model.graph.node
-                         if n.op_type == 'Sigmoid' and n.name not in gates]
+        on_gate_paths = {name for path in gate_paths(model).values() for name in path}
+        # sigmoids and resizes that gate nothing stay float (scores, logits before the argmax)
+        excluded += [n.name for n in model.graph.node
+                     if (n.op_type == 'Sigmoid' and n.name not in gates)
+                     or (n.op_type == 'Resize' and n.name not in on_gate_paths)]
         overrides = {t: [dict(scale=np.array(GATE_SCALE, np.float32),
                               zero_point=np.array(GATE_ZERO_POINT, np.uint8))]
-                     for name, t in gates.items() if name not in excluded}
+                     for name, t in gates.items() if pin_gates and name not in excluded}
         initializers = {t.name for t in model.graph.initializer}
         reader = _WithSizes(reader, [i.name for i in model.graph.input
                                      if i.name not in initializers])
