@@ -4,9 +4,9 @@ autocast, against the float32 step.
 
 The tests run CPU autocast (the machine's); the CUDA AMP path (``--amp``, mmengine's
 ``AmpOptimWrapper``) goes through the same code with CUDA's autocast in place of the CPU's.
-float16 convolutions are slow on CPUs without native support, so float16 runs on the detection
-configs (SSDLite at 128², which its priors and neck accept), the backbones, the block and the
-layer; bfloat16 on everything. The two ResNet-50 configs (CA as a plugin) are in the slow set.
+float16 runs on the detection configs (SSDLite at 128², which its priors and neck accept), one
+segmentation config, the backbones, the block and the layer; bfloat16 on everything. The default
+run keeps one CA config per task and backbone; the others are in the slow set.
 
 How close is close. bfloat16 keeps 8 significant bits (eps 2^-8), float16 11 (eps 2^-11);
 float16 scales the loss as AMP's dynamic loss scaler does (halved while a gradient overflows).
@@ -35,7 +35,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from coordatt_mm import CoordAtt, MobileNetV2CA, MobileNeXtCA
 from coordatt_mm.apis.build import build_model, quiet_logs
 
-from model_batches import CONFIGS, ZOO, batch_for, build, total_loss
+from model_batches import CONFIGS, batch_for, build, total_loss
 
 DENSE = [p for p in CONFIGS if p.parent.name in ('ssdlite', 'deeplabv3', 'retinanet')
          or p.name.startswith(('ssdlite', 'deeplabv3'))]
@@ -105,17 +105,29 @@ def loss_of(data):
     return forward
 
 
-# the other attention modules' configs: their layers are tested under autocast in
-# tests/test_attention_zoo.py
-@pytest.mark.parametrize('path', [pytest.param(p, marks=pytest.mark.slow)
-                                  if '_r50' in p.name or ZOO.search(p.name)
-                                  else p for p in DENSE], ids=lambda p: p.name)
+# The default run keeps one CA config per task and backbone (the other attention modules'
+# layers are tested under autocast in tests/test_attention_zoo.py); the rest is slow. float16
+# runs on the detection configs and on one segmentation config (the paper's OS16 one).
+FP16_SEG = 'deeplabv3_mobilenetv2-ca-d16_4xb4-20k_voc12aug-512x512.py'
+DEFAULT_RUN = {'ssdlite_mobilenetv2-ca_8xb24-600e_coco.py',
+               'ssdlite_mobilenext-ca_8xb24-600e_coco.py', FP16_SEG,
+               'deeplabv3_mobilenetv2-ca-d8_4xb2-80k_cityscapes-512x1024.py'}
+
+
+def _in_default_run(path) -> bool:
+    return path.name in DEFAULT_RUN
+
+
+@pytest.mark.parametrize('path', [p if _in_default_run(p) else
+                                  pytest.param(p, marks=pytest.mark.slow) for p in DENSE],
+                         ids=lambda p: p.name)
 def test_config_training_step_under_autocast(path):
     torch.manual_seed(0)
     cfg, model = build(path, init=True)
     forward = loss_of(model.data_preprocessor(batch_for(cfg, model, ssd_size=SSD_SIZE), True))
     float32_step = amp_step(model, forward)
-    for dtype in [torch.bfloat16] + [torch.float16] * (cfg.default_scope == 'mmdet'):
+    fp16 = cfg.default_scope == 'mmdet' or path.name == FP16_SEG
+    for dtype in [torch.bfloat16] + [torch.float16] * fp16:
         checked_step(model, forward, dtype, float32_step)
 
 
