@@ -3,13 +3,17 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup lint test test-all demo gpu-pack clean
+.PHONY: setup lint check-docs test test-all demo gpu-pack clean
 
 setup:
 	bash tools/setup_env.sh
 
 lint: setup
 	$(VENV)/bin/ruff check .
+
+# the generated tables and metafiles are current (python tools/update_readme.py rewrites them)
+check-docs: setup
+	$(PY) tools/update_readme.py --check
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -23,9 +23,12 @@ register_deferred('DeepLabV3Head', 'coordatt_mm.heads.deeplabv3_head', scopes=('
 
 
 def __getattr__(name: str):
-    """``coordatt_mm.PatchedSSDHead`` / ``DeepLabV3Head``: imported on first use."""
-    from coordatt_mm import heads
-    return getattr(heads, name)
+    """``coordatt_mm.PatchedSSDHead`` / ``DeepLabV3Head``: imported on first use. Any other
+    name is an AttributeError, so that ``from coordatt_mm import <submodule>`` imports it."""
+    if name in ('PatchedSSDHead', 'DeepLabV3Head'):
+        from importlib import import_module
+        return getattr(import_module('coordatt_mm.heads'), name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
 __version__ = '0.1.0'

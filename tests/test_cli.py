@@ -51,6 +51,8 @@ def test_import_registers_without_the_model_zoos():
     code = ('import sys, coordatt_mm\n'
             'zoos = [m for m in ("mmdet.models", "mmseg.models", "mmpretrain") '
             'if m in sys.modules]\n'
+            # a submodule not imported yet, by name from the package (as the CLIs do)
+            'from coordatt_mm import deploy\n'
             'from mmdet.registry import MODELS\n'
             'from mmengine.registry import init_default_scope\n'
             'init_default_scope("mmdet")\n'
@@ -59,8 +61,11 @@ def test_import_registers_without_the_model_zoos():
             'input_size=64, strides=[8], ratios=[[2]], min_sizes=[8], max_sizes=[16])))\n'
             'from coordatt_mm import PatchedSSDHead\n'
             'print(zoos, type(head) is PatchedSSDHead, MODELS.get("PatchedSSDHead") is '
-            'PatchedSSDHead)\n')
+            'PatchedSSDHead)\n'
+            'from coordatt_mm import heads\n'
+            'print(deploy.__name__, heads.DeepLabV3Head is coordatt_mm.DeepLabV3Head, '
+            'hasattr(coordatt_mm, "no_such_name"))\n')
     r = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.strip().splitlines()[-1] == '[] True True'
+    assert r.stdout.strip().splitlines()[-2:] == ['[] True True', 'coordatt_mm.deploy True False']

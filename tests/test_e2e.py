@@ -42,8 +42,10 @@ def test_training_lowers_the_loss(demo, task):
     assert sum(losses[-2:]) / 2 < 0.5 * sum(losses[:2]) / 2, losses
 
 
+# mmseg's script in the slow run: the same mim route, another 15 s
 @pytest.mark.parametrize('task,scope,key', [('det', 'mmdet', 'coco/bbox_mAP'),
-                                            ('seg', 'mmseg', 'mIoU')])
+                                            pytest.param('seg', 'mmseg', 'mIoU',
+                                                         marks=pytest.mark.slow)])
 def test_mim_test_scores_the_demo_checkpoint(demo, tmp_path, task, scope, key):
     r = demo[task]
     run([BIN / 'mim', 'test', scope, REPO / r['config'], '--checkpoint', r['checkpoint'],
