@@ -10,7 +10,7 @@ from typing import List, Optional
 from coordatt_cli.common import fail
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-# coordatt_mm.analysis.compare_attention.DEFAULT_TYPES, here so that --help needs no torch
+# here, not in coordatt_mm.analysis.compare_attention, so that --help needs no torch
 DEFAULT_TYPES = ('none', 'SE', 'ECA', 'TripletAttention', 'SimAM', 'CoordAtt')
 
 

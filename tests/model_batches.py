@@ -17,6 +17,7 @@ ZOO = re.compile(r'-(eca|triplet|simam|se-hswish|cbam-hswish|ca-relu)[-_]')
 ZOO_DEFAULT = {'ssdlite_mobilenetv2-eca_8xb24-600e_coco.py',
                'deeplabv3_mobilenetv2-triplet-d16_4xb4-20k_voc12aug-512x512.py',
                'mobilenet-v2-simam_4xb64-coslr-200e_in1k.py'}
+assert ZOO_DEFAULT <= {p.name for p in CONFIGS}  # a misspelt name would go slow unseen
 
 
 def default_or_slow(paths):

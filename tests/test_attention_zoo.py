@@ -25,7 +25,7 @@ from coordatt_mm.layers import ECA, SimAM, TripletAttention
 from coordatt_mm.layers.eca import adaptive_kernel_size
 
 from fused_operator import require_fused_operator
-from model_batches import REPO, ZOO
+from model_batches import CONFIGS, REPO, ZOO, n_params
 from reference_mbv2 import STAGES, divisible8, random_state, released_shapes
 from reference_mnext import blocks as mnext_blocks
 from reference_mnext import random_authors_state
@@ -260,10 +260,6 @@ def test_layer_is_an_mmcv_plugin_in_resnet(name):
 
 
 # --- the backbones: positions ------------------------------------------------------------
-
-def n_params(m):
-    return sum(p.numel() for p in m.parameters())
-
 
 def slot_channels(backbone, position):
     """The channels each attention layer sees, block by block, from the architecture
@@ -628,7 +624,7 @@ def test_plain_and_authors_mobilenext_files_load_into_after_project(tmp_path):
 
 # --- configs -------------------------------------------------------------------------------
 
-ZOO_CONFIGS = sorted(p for p in (REPO / 'configs').rglob('*.py') if ZOO.search(p.name))
+ZOO_CONFIGS = [p for p in CONFIGS if ZOO.search(p.name)]
 # the attention each suffix names (the paper's slot: no attention_position)
 SUFFIX_ATTENTION = {
     'eca': dict(type='ECA'),
@@ -665,6 +661,7 @@ RECIPE_DEFAULT = {'ssdlite_mobilenetv2-eca_8xb24-600e_coco.py',
                   'deeplabv3_mobilenetv2-se-hswish-d8_4xb4-20k_voc12aug-512x512.py',
                   'deeplabv3_mobilenetv2-cbam-hswish-d8_4xb2-80k_cityscapes-512x1024.py',
                   'mobilenet-v2-simam_4xb64-coslr-200e_in1k.py'}
+assert RECIPE_DEFAULT <= {p.name for p in ZOO_CONFIGS}  # a misspelt name would go slow unseen
 
 
 @pytest.mark.parametrize('path', [p if p.name in RECIPE_DEFAULT else

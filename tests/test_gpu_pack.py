@@ -175,8 +175,8 @@ def test_make_pack_replaces_nothing_but_a_pack(tmp_path, make_with, capsys):
     assert (mine / 'notes.txt').read_text() == 'keep me' and list(mine.iterdir()) == \
         [mine / 'notes.txt']
     assert a_file.read_text() == 'keep me too'
+    (tmp_path / 'empty').mkdir()
     for out in (tmp_path / 'new' / 'gpu_pack', tmp_path / 'empty'):
-        (tmp_path / 'empty').mkdir(exist_ok=True)
         assert make(str(out)) == 0
         assert sorted(p.name for p in out.iterdir()) == ['PACK', 'new.whl']
     assert sorted(p.name for p in tmp_path.iterdir()) == ['a_file', 'empty', 'mine', 'new']
@@ -197,7 +197,7 @@ def test_a_failed_make_pack_leaves_the_previous_pack(tmp_path, make_with, capsys
         make = make_with(fake)
         assert make(str(pack)) == 1
         assert f'{pack} is left as it was' in capsys.readouterr().err
-        assert make.built[0] != str(pack) and Path(make.built[0]).parent == tmp_path
+        assert make.built[-1] != str(pack) and Path(make.built[-1]).parent == tmp_path
         assert sorted(p.name for p in pack.iterdir()) == ['PACK', 'old.whl']
         assert [p.name for p in tmp_path.iterdir()] == ['gpu_pack']  # no folder left behind
     assert make_with(fake_pack('new.whl'))(str(pack)) == 0

@@ -156,6 +156,10 @@ def test_one_table_chooses_cas_export_form():
     # a square of the resize's long side: a keep-ratio resize of either orientation fits
     assert (static.static, static.input_hw, static.precision) == (True, (320, 320), 'int8')
     assert static.ca_form == 'integer'
+    assert static.dynamic_axes(['labels'])['input'] == {0: 'batch'}
+    det = plan_export(load_config(str(REPO / 'configs/demo/ssdlite_mobilenetv2-ca_1xb6-14e_'
+                                             'tiny-coco.py')), check_images=())
+    assert (det.task, det.static, det.ca_form) == ('det', True, 'pool')
 
 
 def test_export_graph_refuses_a_static_ca_form_at_a_dynamic_size(tmp_path):

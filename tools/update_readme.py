@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Regenerate the tables of README.md and docs/ (performance.md, models.md, attention_cost.md)
-from files (``coordatt_mm/analysis/tables.py``).
+and the model index (model-index.yml, configs/*/metafile.yml) from files
+(``coordatt_mm/analysis/tables.py``).
 
     python tools/update_readme.py           # rewrite them
     python tools/update_readme.py --check   # exit 1 if one is out of date

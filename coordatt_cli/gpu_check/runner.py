@@ -12,7 +12,6 @@ import torch
 
 from coordatt_cli.gpu_check import CHECKS
 from coordatt_cli.gpu_check.compare import Failed
-from coordatt_cli.gpu_check.process import REPO
 
 TRAINING = ('train-det', 'train-seg')
 
@@ -101,10 +100,8 @@ def gpu_check(out: str = 'work_dirs/gpu_check', iters: int = 80,
         print('[gpu_check] no GPU visible: every check compares a GPU with the CPU, so each is '
               'skipped', flush=True)
     elif set(TRAINING) & set(selected):
-        from coordatt_mm.datasets import is_current, make_all
-        tiny = osp.join(REPO, 'data/tiny')
-        if not is_current(tiny):  # the demo configs' data
-            make_all(tiny)
+        from coordatt_mm.apis.demo import ensure_tiny_data
+        ensure_tiny_data()  # the demo configs' data
     rows = run_checks(out_dir, iters, selected)
     text = report(rows, header) + f'\n\nTotal {time.time() - start:.0f} s.'
     print(text)

@@ -22,7 +22,6 @@ import time
 from typing import List, Optional, Sequence, Tuple
 
 PLAIN = 'none'
-DEFAULT_TYPES = (PLAIN, 'SE', 'ECA', 'TripletAttention', 'SimAM', 'CoordAtt')
 TASKS = ('det', 'seg')
 TINY_DATA_NOTE = (
     'On the tiny demo data these metrics prove only that each pipeline (training, evaluation, '
@@ -33,17 +32,10 @@ TINY_DATA_NOTE = (
     'paper asks for.')
 
 
-def registered_attentions() -> List[str]:
-    """The attention layers' registered names (``attention=dict(type=...)``), sorted."""
-    from coordatt_mm import layers
-    from coordatt_mm.registry import ROOT_MODELS
-    classes = {getattr(layers, n) for n in layers.__all__ if isinstance(getattr(layers, n), type)}
-    return sorted(k for k, v in ROOT_MODELS.module_dict.items() if v in classes)
-
-
 def unknown_types(types: Sequence[str]) -> Optional[str]:
     """A one-line error for the types that are neither ``none`` nor registered, or None."""
-    known = registered_attentions()
+    from coordatt_mm.layers.builder import attention_types
+    known = attention_types()
     unknown = [t for t in types if t != PLAIN and t not in known]
     if not unknown:
         return None

@@ -4,7 +4,7 @@ aside), its task and dataset from the config, the paper's metric from
 ``coordatt_mm/data/paper_results.json``, the parameter count and multiply-adds from the model
 it builds: ``FLOPs`` as OpenMMLab's metafiles count them (every convolution and linear layer)
 and ``M-Adds`` as the paper does (those plus the attention layers' pooling and gating), at the
-``Input Size`` the config tests at (:func:`input_hw`)."""
+``Input Size`` :func:`input_hw` gives (the test size; segmentation: the training crop)."""
 import os.path as osp
 from functools import lru_cache
 from glob import glob

@@ -165,8 +165,8 @@ def run_demo(work_dir: str, det_epochs: Optional[int] = None, seg_iters: Optiona
     log_path = osp.join(work_dir, 'demo.log')
     summary = dict(thresholds=THRESHOLDS)
     with open(log_path, 'a') as log:
-        say(f'tiny datasets in data/tiny (full log: {osp.relpath(log_path, REPO)})')
-        ensure_tiny_data()
+        tiny = ensure_tiny_data()
+        say(f'tiny datasets in {osp.relpath(tiny, REPO)} (full log: {osp.relpath(log_path, REPO)})')
         for task, length in (('det', det_epochs), ('seg', seg_iters)):
             say(f'{NAMES[task]}: training {CONFIGS[task]}')
             summary[task] = train_and_test(task, osp.join(work_dir, task), log, length)

@@ -119,8 +119,7 @@ def _samples(plan, images: Sequence[str]) -> Iterator[Tuple[str, dict, np.ndarra
         if not plan.holds(hw):
             raise ExportCheckFailed(
                 f'{path}: resized to {hw[0]}x{hw[1]}, more than the graph\'s static input '
-                f'{plan.input_hw[0]}x{plan.input_hw[1]} holds: give a larger --shape (without '
-                '--shape the input holds images of either orientation)')
+                f'{plan.input_hw[0]}x{plan.input_hw[1]} holds: {plan.larger_shape_hint()}')
         yield path, packed, rgb_input(packed['inputs']).numpy()
 
 

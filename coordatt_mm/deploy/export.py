@@ -21,7 +21,6 @@ from coordatt_mm.deploy.plan import (
     CA_FORMS,
     OPSET,
     ExportPlan,
-    ExportPlanError,
     ca_form_for,
     plan_export,
 )
@@ -182,14 +181,6 @@ def export_checked(config: str, checkpoint: str, out: str, input_hw=None, raw: b
     if plan.precision == 'int8':
         from coordatt_mm.deploy.quantize import ImageCalibration, quantize_int8
         calibration = ImageCalibration(plan)
-        big = [tuple(x.shape[1:]) for x in calibration.inputs if not plan.holds(x.shape[1:])]
-        if big:
-            h, w = plan.input_hw
-            raise ExportPlanError(
-                f'{len(big)} of the {len(calibration.inputs)} calibration images resize to '
-                f'more than the graph\'s static input {h}x{w} holds (the first to '
-                f'{big[0][0]}x{big[0][1]}): give a larger --shape (without --shape the input '
-                'holds images of either orientation)')
     cfg, model = build_model(cfg, checkpoint)
     folder = osp.dirname(osp.abspath(out))
     os.makedirs(folder, exist_ok=True)

@@ -86,6 +86,13 @@ class ExportPlan:
         static size, or any size where it is dynamic."""
         return not self.static or (hw[0] <= self.input_hw[0] and hw[1] <= self.input_hw[1])
 
+    def larger_shape_hint(self) -> str:
+        """What to do about a resized image the static input does not hold."""
+        hint = 'give a larger --shape'
+        if self.task == 'seg':  # its default static size is a square of the resize's long side
+            hint += ' (without --shape the input holds images of either orientation)'
+        return hint
+
     def dynamic_axes(self, output_names: Sequence[str]) -> Optional[Dict[str, Dict[int, str]]]:
         """torch.onnx.export's ``dynamic_axes``: any batch, and for segmentation the
         original image's size in ``labels``, and height and width where not static."""
@@ -138,17 +145,18 @@ def plan_export(cfg, input_hw: Optional[Sequence[int]] = None, static: bool = Fa
     else:
         from coordatt_mm.deploy.check import default_images
         images = tuple(check_images) if check_images is not None else default_images(task)
-    shapes = resized_shapes(cfg, pipeline)
-    fed = images or int8_images  # images go through the pipeline into the graph
-    if static and fed and shapes and not any(h <= hw[0] and w <= hw[1] for h, w in shapes):
-        # a static graph's canvas must hold the images the pipeline makes (padded to it)
-        raise ExportPlanError(
-            f'{osp.basename(cfg.filename)}: input size {hw[0]}x{hw[1]} holds none of the '
-            f'sizes the test pipeline resizes images to '
-            f'({" or ".join(f"{h}x{w}" for h, w in shapes)}): give --shape '
-            f'{shapes[0][0]} {shapes[0][1]} or more')
-    return ExportPlan(config=osp.basename(cfg.filename), scope=cfg.default_scope, task=task,
+    plan = ExportPlan(config=osp.basename(cfg.filename), scope=cfg.default_scope, task=task,
                       pipeline=pipeline, input_hw=hw, static=static, raw=raw,
                       with_logits=with_logits and task == 'seg', precision=precision,
                       ca_form=ca_form, opset=opset,
                       check_images=images, calibration_images=tuple(int8_images or ()))
+    shapes = resized_shapes(cfg, pipeline)
+    fed = images or int8_images  # images go through the pipeline into the graph
+    if fed and shapes and not any(plan.holds(s) for s in shapes):
+        # a static graph's canvas must hold the images the pipeline makes (padded to it)
+        raise ExportPlanError(
+            f'{plan.config}: input size {hw[0]}x{hw[1]} holds none of the '
+            f'sizes the test pipeline resizes images to '
+            f'({" or ".join(f"{h}x{w}" for h, w in shapes)}): give --shape '
+            f'{shapes[0][0]} {shapes[0][1]} or more')
+    return plan

@@ -21,6 +21,7 @@ from typing import Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
+from coordatt_mm.deploy.plan import ExportPlanError
 from coordatt_mm.deploy.runtime import META, size_feeds
 
 # what is quantised and how (see the module docstring)
@@ -33,8 +34,9 @@ METHOD = 'percentile'
 GATE_SCALE, GATE_ZERO_POINT = 1 / 256, 0
 
 
-# what may stand between a gate's sigmoid and its product: moves and CA's gate expansions
-GATE_PATH_OPS = ('Resize', 'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze', 'Expand')
+# what may stand between a gate's sigmoid and its product: moves, and the nearest-neighbour
+# Resize of CA's 'pool' form
+GATE_PATH_OPS = ('Resize', 'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze')
 
 
 def gate_paths(model) -> Dict[str, List[str]]:
@@ -95,6 +97,7 @@ class ImageCalibration:
 
     Raises:
         CalibrationError: none could be read.
+        ExportPlanError: the graph's static input does not hold an image's resize.
     """
 
     def __init__(self, plan) -> None:
@@ -113,6 +116,13 @@ class ImageCalibration:
                 else 'the calibration images'
             why = f' ({len(paths)} tried; {self.skipped[0]})' if self.skipped else ''
             raise CalibrationError(f'{where}: no readable calibration image{why}')
+        big = [tuple(x.shape[1:]) for x in self.inputs if not plan.holds(x.shape[1:])]
+        if big:
+            h, w = plan.input_hw
+            raise ExportPlanError(
+                f'{len(big)} of the {len(self.inputs)} calibration images resize to more than '
+                f'the graph\'s static input {h}x{w} holds (the first to {big[0][0]}x{big[0][1]}): '
+                f'{plan.larger_shape_hint()}')
         self.model = None
         self._it: Optional[Iterator] = None
 
@@ -187,8 +197,9 @@ def quantize_int8(float_file: str, out: str, reader, keep_float: Sequence[str] =
         quant_pre_process(float_file, pre, skip_symbolic_shape=True)
         model = onnx.load(pre)
         excluded = float_nodes(model, keep_float)
-        gates = gate_sigmoids(model)
-        on_gate_paths = {name for path in gate_paths(model).values() for name in path}
+        paths = gate_paths(model)
+        gates = {n.name: n.output[0] for n in model.graph.node if n.name in paths}
+        on_gate_paths = {name for path in paths.values() for name in path}
         # sigmoids and resizes that gate nothing stay float (scores, logits before the argmax)
         excluded += [n.name for n in model.graph.node
                      if (n.op_type == 'Sigmoid' and n.name not in gates)

@@ -98,7 +98,8 @@ class CoordAtt(nn.Module):
         self.conv_w = nn.Conv2d(mip, channels, 1)
         self._eval_cache = self._prologue_cache = self._export_cache = None
 
-    # CA's ONNX graph (set by the exporter): 'pool', 'product' or 'broadcast' (_forward_export)
+    # CA's ONNX graph (set by the exporter): 'pool', 'product', 'broadcast' or 'integer'
+    # (_forward_export)
     export_form = 'pool'
 
     def _fast_eval(self) -> bool:
@@ -226,7 +227,7 @@ class CoordAtt(nn.Module):
         return out.mul_(a_w)
 
     def _forward_export(self, x: torch.Tensor, weights: tuple) -> torch.Tensor:
-        """The eval form as an ONNX graph, in one of three forms (``export_form``), each
+        """The eval form as an ONNX graph, in one of four forms (``export_form``), each
         measured fastest somewhere (docs/performance.md, deployed speed):
 
         - 'pool' (ONNX Runtime FP32): pooling as AveragePool windows, the transforms as 1x1
@@ -236,9 +237,10 @@ class CoordAtt(nn.Module):
           broadcasting Mul would leave it: two full-size reorders per layer);
         - 'product' (OpenVINO FP32): the same pooling and transforms, the two gates multiplied
           into one full-size gate, then one product with the input;
-        - 'broadcast' (INT8 in ONNX Runtime; any graph whose height and width are inputs, as
-          the windows and scales of the others are the input's size): means and broadcasting
-          products.
+        - 'broadcast' (any graph whose height and width are inputs, as the windows, kernels
+          and scales of the others are the input's size): means and broadcasting products;
+        - 'integer' (INT8 at a static size; :meth:`_forward_integer`): every operator one
+          that ONNX Runtime runs on integers.
         """
         if self.export_form == 'integer':
             return self._forward_integer(x, weights)

@@ -25,8 +25,7 @@ def adaptive_kernel_size(channels: int, gamma: float = 2, beta: float = 1) -> in
 class ECA(nn.Module):
     """Global average pool -> 1-D conv across channels (k weights, no bias) -> sigmoid gate.
 
-    Usable as an mmcv plugin (``build_plugin_layer`` passes ``in_channels``). The pooling is a
-    global average pool, which ONNX Runtime runs in integers in an INT8 graph.
+    Usable as an mmcv plugin (``build_plugin_layer`` passes ``in_channels``).
 
     Args:
         in_channels: input (= output) channels C (``channels`` is accepted as well).

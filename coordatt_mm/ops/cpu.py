@@ -29,9 +29,12 @@ def cpu_info(path: str = '/proc/cpuinfo') -> Tuple[str, Optional[Dict[str, bool]
     return name, {k: any(f in flags for f in fs) for k, fs in VECTOR_FEATURES.items()}
 
 
-def features_text(cpuinfo: str = '/proc/cpuinfo') -> str:
-    """``'AVX2 yes, AVX-512 no, VNNI no'`` for this CPU (or why it is unknown)."""
-    _, features = cpu_info(cpuinfo)
+def features_text(cpuinfo: str = '/proc/cpuinfo',
+                  features: Optional[Dict[str, bool]] = None) -> str:
+    """``'AVX2 yes, AVX-512 no, VNNI no'`` for this CPU (or why it is unknown); ``features``:
+    :func:`cpu_info`'s, when already read."""
+    if features is None:
+        _, features = cpu_info(cpuinfo)
     if features is None:
         return f'unknown (no x86 flags in {cpuinfo})'
     return ', '.join(f'{k} {"yes" if v else "no"}' for k, v in features.items())

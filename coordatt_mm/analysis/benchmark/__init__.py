@@ -25,12 +25,13 @@ versions. Sections, one module each:
   parameters, M-Adds, eager, training and each runtime, each against the plain network in one
   run; its figures go to ``--attention-json`` for docs/attention_cost.md and the picture.
 
-Each section ends with its targets, judged on its own numbers. ``core`` holds what they share
-(interleaved timing, ratios as medians of per-round ratios, the report, its targets and
-verdicts, the machine's header, the run) and ``models`` the networks they compare. A new
-section is a module here that registers its function with :func:`core.section` and its targets
-in :data:`core.TARGETS`, imported below, with its name added to ``coordatt_cli/benchmark.py``
-(which parses the command line before anything heavy is imported).
+Each section (``attention`` aside) ends with its targets, judged on its own numbers.
+``core`` holds what they share (interleaved timing, ratios as medians of per-round ratios, the
+report, its targets and verdicts, the machine's header, the run) and ``models`` the networks
+they compare. A new section is a module here that registers its function with
+:func:`core.section` and its targets in :data:`core.TARGETS`, imported below, with its name
+added to ``coordatt_cli/benchmark.py`` (which parses the command line before anything heavy
+is imported).
 """
 from coordatt_mm.analysis.benchmark import (
     attention,

@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 
 from coordatt_mm import ops
-from coordatt_mm.ops.cpu import VECTOR_FEATURES, cpu_info, features_text  # noqa: F401 (re-exported)
+from coordatt_mm.ops.cpu import cpu_info, features_text
 
 # ---- timing ----
 
@@ -155,7 +155,6 @@ class Report:
 
 
 # ---- machine ----
-# the CPU's vector features: coordatt_mm.ops.cpu (cpu_info, VECTOR_FEATURES)
 
 # the runtimes a figure depends on: module -> the distributions that install it
 RUNTIME_DISTRIBUTIONS = {'torch': ('torch',),
@@ -182,8 +181,8 @@ def runtime_versions() -> Dict[str, Optional[str]]:
 def machine_line(cpuinfo: str = '/proc/cpuinfo') -> str:
     """One line for the head of every table and figure: the CPU with its vector features (read
     from ``cpuinfo``) and the runtimes' versions (figures differ with both)."""
-    name, _ = cpu_info(cpuinfo)
-    cpu = features_text(cpuinfo)
+    name, features = cpu_info(cpuinfo)
+    cpu = features_text(cpuinfo, features)
     runtimes = ', '.join(f'{k} {v}' if v else f'{k} not installed'
                          for k, v in runtime_versions().items())
     return f'CPU {name}, vector features: {cpu}; runtimes: {runtimes}'

@@ -3,8 +3,8 @@
 end (boxes after NMS) and DeepLabV3 end to end (label maps), plain and with CA, exported as
 ``tools/deploy/export_onnx.py`` exports them, in FP32 and in INT8 (its ``--int8``
 quantisation, calibrated on random inputs), batch 1, on the CPU; then the runtime's own
-profile of the backbones where it has one (ONNX Runtime: share of kernel time per operator
-type, after its graph optimisations)."""
+profile of the backbones (ONNX Runtime: share of kernel time per operator type, after its
+graph optimisations; OpenVINO: its performance counters per layer type and kernel)."""
 import importlib
 import itertools
 import os.path as osp
